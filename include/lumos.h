@@ -1,0 +1,232 @@
+/* lumos.h — the public C API of liblumos.
+ *
+ * Data flow: a RAW file (or a mosaic held in memory) is opened into a
+ * lumos_raw; an ISP turns it into a lumos_image; a writer stores the image as
+ * JPEG, PNG or TIFF tagged sRGB. lumos_convert_file() does all three.
+ *
+ * Conventions
+ *  - Every call that can fail returns a lumos_status: 0 is success, errors are
+ *    negative. lumos_strerror() names the code; lumos_last_error() on the
+ *    context that made the call gives the detail (file name and reason).
+ *  - A lumos_ctx holds the thread count and the last error. It is not shared
+ *    between threads; two contexts may run at once on two threads.
+ *  - Objects returned through an out-pointer belong to the caller, who frees
+ *    them with the matching _free() call.
+ */
+#ifndef LUMOS_H
+#define LUMOS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(LUMOS_BUILDING)
+#define LUMOS_API __attribute__((visibility("default")))
+#else
+#define LUMOS_API
+#endif
+
+#define LUMOS_VERSION_MAJOR 0
+#define LUMOS_VERSION_MINOR 1
+#define LUMOS_VERSION_PATCH 0
+#define LUMOS_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum lumos_status {
+    LUMOS_OK = 0,
+    LUMOS_E_ARG = -1,         /* a bad argument or option value */
+    LUMOS_E_NOMEM = -2,       /* out of memory */
+    LUMOS_E_IO = -3,          /* the OS refused a read or write (errno in detail) */
+    LUMOS_E_FORMAT = -4,      /* not a file of the expected kind, or damaged */
+    LUMOS_E_UNSUPPORTED = -5, /* a valid file lumos cannot process */
+    LUMOS_E_ORDER = -6,       /* a call made out of order */
+    LUMOS_E_PIPELINE = -7,    /* a generated pipeline reported an error */
+    LUMOS_E_EXISTS = -8       /* the output exists and overwriting was not asked for */
+} lumos_status;
+
+/* A short, static name for a status code; never NULL. */
+LUMOS_API const char *lumos_strerror(int status);
+
+/* "0.1.0" */
+LUMOS_API const char *lumos_version(void);
+
+/* --------------------------------------------------------------- context */
+
+typedef struct lumos_ctx lumos_ctx;
+
+/* A new context using every core. NULL only when out of memory. */
+LUMOS_API lumos_ctx *lumos_ctx_new(void);
+LUMOS_API void lumos_ctx_free(lumos_ctx *ctx);
+
+/* Threads this context's pipelines may use (>= 1; 0 means every core). */
+LUMOS_API void lumos_ctx_set_threads(lumos_ctx *ctx, int threads);
+LUMOS_API int lumos_ctx_threads(const lumos_ctx *ctx);
+
+/* The detail of the last error on this context ("" if none). Valid until the
+ * next call on the same context. */
+LUMOS_API const char *lumos_last_error(const lumos_ctx *ctx);
+
+/* Notices (e.g. "non-Bayer sensor: using LibRaw's own processing") go to
+ * this callback; by default they are dropped. */
+typedef void (*lumos_notice_fn)(void *user, const char *message);
+LUMOS_API void lumos_ctx_set_notice(lumos_ctx *ctx, lumos_notice_fn fn, void *user);
+
+/* ----------------------------------------------------------------- image */
+
+typedef enum lumos_space {
+    LUMOS_SPACE_SRGB = 0,        /* sRGB primaries, sRGB transfer (the default) */
+    LUMOS_SPACE_LINEAR_SRGB = 1, /* sRGB primaries, linear (no transfer) */
+    LUMOS_SPACE_CAMERA = 2       /* the sensor's own primaries: no profile is written */
+} lumos_space;
+
+/* An interleaved 8- or 16-bit image. stride is in bytes between rows. */
+typedef struct lumos_image {
+    int width, height;
+    int channels;     /* 1 (gray) or 3 (RGB) */
+    int bits;         /* 8 or 16 */
+    size_t stride;    /* bytes from one row to the next */
+    void *data;       /* owned by the image when allocated by lumos */
+    lumos_space space;
+} lumos_image;
+
+/* Allocates a zeroed image; *img is overwritten. */
+LUMOS_API lumos_status lumos_image_alloc(lumos_image *img, int width, int height, int channels,
+                                         int bits);
+/* Frees the pixels of an image that lumos allocated and zeroes *img. */
+LUMOS_API void lumos_image_free(lumos_image *img);
+
+/* Rotates/flips the image in place (a new buffer) so that an image stored
+ * with EXIF orientation 1..8 becomes upright. */
+LUMOS_API lumos_status lumos_image_orient(lumos_ctx *ctx, lumos_image *img, int orientation);
+
+/* ------------------------------------------------------------------- raw */
+
+typedef enum lumos_cfa {
+    LUMOS_CFA_NONE = 0, /* not a 2×2 Bayer mosaic (X-Trans, Foveon, linear DNG) */
+    LUMOS_CFA_RGGB,     /* names read row by row from the top-left 2×2 block */
+    LUMOS_CFA_BGGR,
+    LUMOS_CFA_GRBG,
+    LUMOS_CFA_GBRG
+} lumos_cfa;
+
+/* Basic EXIF, also written into JPEG output. Unknown numbers are 0. */
+typedef struct lumos_exif {
+    char make[64];
+    char model[64];
+    float iso;
+    float exposure_s;   /* shutter time in seconds */
+    float aperture;     /* f-number */
+    float focal_mm;
+    char datetime[20];  /* "YYYY:MM:DD HH:MM:SS" or "" */
+} lumos_exif;
+
+typedef struct lumos_raw_info {
+    int width, height;      /* the active (visible) area */
+    lumos_cfa cfa;
+    float black[4];         /* black level of each site of the 2×2 block, row by row */
+    float white;            /* saturation level */
+    float wb_as_shot[3];    /* R, G, B multipliers, G = 1 */
+    float cam_to_srgb[3][3];/* white-balanced camera RGB -> linear sRGB; rows sum to 1 */
+    int orientation;        /* EXIF orientation 1..8 */
+    int is_bayer;           /* 1: a mosaic lumos's ISPs can process */
+    lumos_exif exif;
+} lumos_raw_info;
+
+typedef struct lumos_raw lumos_raw;
+
+/* Opens and decodes a RAW file (anything LibRaw reads). */
+LUMOS_API lumos_status lumos_raw_open_file(lumos_ctx *ctx, const char *path, lumos_raw **out);
+/* The same for a file held in memory; buf must outlive the call only. */
+LUMOS_API lumos_status lumos_raw_open_memory(lumos_ctx *ctx, const void *buf, size_t size,
+                                             lumos_raw **out);
+/* Wraps a Bayer mosaic held in memory (a camera app's buffer): width×height
+ * 16-bit samples, stride in bytes; info gives the CFA and levels (its width,
+ * height and is_bayer are taken from the arguments). The samples are copied. */
+LUMOS_API lumos_status lumos_raw_from_mosaic(lumos_ctx *ctx, const uint16_t *samples, int width,
+                                             int height, size_t stride,
+                                             const lumos_raw_info *info, lumos_raw **out);
+LUMOS_API void lumos_raw_free(lumos_raw *raw);
+LUMOS_API const lumos_raw_info *lumos_raw_get_info(const lumos_raw *raw);
+/* The mosaic of the active area (NULL for a non-Bayer file); *stride in bytes. */
+LUMOS_API const uint16_t *lumos_raw_mosaic(const lumos_raw *raw, size_t *stride);
+
+/* ------------------------------------------------------------------- ISP */
+
+typedef enum lumos_wb {
+    LUMOS_WB_CAMERA = 0, /* as shot */
+    LUMOS_WB_AUTO,       /* gray world over unclipped samples */
+    LUMOS_WB_USER        /* options.wb_user */
+} lumos_wb;
+
+typedef struct lumos_isp_options {
+    lumos_wb wb;
+    float wb_user[3];   /* R, G, B multipliers for LUMOS_WB_USER */
+    float exposure_ev;  /* 0 = as shot; no automatic brightening */
+    float tone;         /* strength of the tone curve, 0 (none) .. 1; default 0.5 */
+    float sharpen;      /* unsharp-mask amount, 0 = off */
+    int half;           /* 1: half-size output, one pixel per 2×2 block, no demosaic */
+    int linear;         /* 1: scene-linear output, no tone curve and no transfer */
+    int camera_space;   /* 1: skip the colour matrix (output in camera RGB) */
+    int bits;           /* 8 or 16 */
+} lumos_isp_options;
+
+LUMOS_API void lumos_isp_options_init(lumos_isp_options *opt);
+
+/* Runs the classical ISP; *out is allocated (free with lumos_image_free).
+ * The result is in sensor orientation: see lumos_image_orient(). Non-Bayer
+ * files go through LibRaw's own processing, with a notice. */
+LUMOS_API lumos_status lumos_isp_classic(lumos_ctx *ctx, const lumos_raw *raw,
+                                         const lumos_isp_options *opt, lumos_image *out);
+
+/* ------------------------------------------------------------- image I/O */
+
+typedef enum lumos_format {
+    LUMOS_FORMAT_AUTO = 0, /* from the file name's suffix */
+    LUMOS_FORMAT_JPEG,
+    LUMOS_FORMAT_PNG,
+    LUMOS_FORMAT_TIFF
+} lumos_format;
+
+typedef struct lumos_write_options {
+    lumos_format format;
+    int quality;          /* JPEG 1..100, default 92 */
+    int subsampling;      /* JPEG 444 or 420, default 444 */
+    const lumos_exif *exif; /* optional; JPEG gets an EXIF block, TIFF its tags */
+    int overwrite;        /* 0: fail with LUMOS_E_EXISTS if path exists */
+} lumos_write_options;
+
+LUMOS_API void lumos_write_options_init(lumos_write_options *opt);
+
+/* The format a suffix names (".jpg", ".jpeg", ".png", ".tif", ".tiff"), or AUTO. */
+LUMOS_API lumos_format lumos_format_from_path(const char *path);
+
+/* Writes img to path atomically: a temporary file in the same directory,
+ * renamed into place only when complete. The profile follows img->space
+ * (sRGB or linear sRGB ICC; none for camera space). JPEG needs 8 bits. */
+LUMOS_API lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const char *path,
+                                         const lumos_write_options *opt);
+
+/* Reads a JPEG, PNG or TIFF (8/16 bit, gray or RGB; alpha dropped). */
+LUMOS_API lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out);
+
+/* --------------------------------------------------------------- convert */
+
+typedef struct lumos_convert_options {
+    lumos_isp_options isp;
+    lumos_write_options write;
+} lumos_convert_options;
+
+LUMOS_API void lumos_convert_options_init(lumos_convert_options *opt);
+
+/* RAW file -> upright image file: open, classical ISP, orient, write. */
+LUMOS_API lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path,
+                                          const char *out_path, const lumos_convert_options *opt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUMOS_H */

@@ -1,0 +1,229 @@
+/* image_io.c — lumos_image_write/read: format choice and atomic writes.
+ *
+ * A write goes to a temporary file in the destination's directory (so the
+ * final rename cannot cross file systems), is fsync'ed, and is renamed into
+ * place only when complete; on any failure the temporary is removed. So the
+ * destination is either untouched or the complete new file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/io.h"
+#include "pipeline/context.h"
+
+void lumos_write_options_init(lumos_write_options *opt)
+{
+    if (!opt) return;
+    memset(opt, 0, sizeof *opt);
+    opt->format = LUMOS_FORMAT_AUTO;
+    opt->quality = 92;
+    opt->subsampling = 444;
+    opt->exif = NULL;
+    opt->overwrite = 0;
+}
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; }
+
+/* ASCII-only, locale-independent (strcasecmp follows the locale). */
+static int suffix_is(const char *s, const char *suffix)
+{
+    for (; *s && *suffix; s++, suffix++)
+        if (lower((unsigned char)*s) != *suffix) return 0;
+    return *s == *suffix;
+}
+
+lumos_format lumos_format_from_path(const char *path)
+{
+    if (!path) return LUMOS_FORMAT_AUTO;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base) return LUMOS_FORMAT_AUTO; /* ".png" alone is a hidden file */
+    dot++;
+    if (suffix_is(dot, "jpg") || suffix_is(dot, "jpeg")) return LUMOS_FORMAT_JPEG;
+    if (suffix_is(dot, "png")) return LUMOS_FORMAT_PNG;
+    if (suffix_is(dot, "tif") || suffix_is(dot, "tiff")) return LUMOS_FORMAT_TIFF;
+    return LUMOS_FORMAT_AUTO;
+}
+
+/* The process umask, without umask(2)'s set-and-restore race between
+ * threads: Linux reports it in /proc/self/status (since 4.7). */
+static mode_t current_umask(void)
+{
+    mode_t mask = 022;
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f) return mask;
+    char line[128];
+    while (fgets(line, sizeof line, f)) {
+        unsigned m;
+        if (sscanf(line, "Umask: %o", &m) == 1) {
+            mask = (mode_t)(m & 0777);
+            break;
+        }
+    }
+    fclose(f);
+    return mask;
+}
+
+static void fsync_dir(const char *dir)
+{
+    /* Makes the rename durable; best effort, as the data is already safe. */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+typedef int (*writer_fn)(lumos_ctx *, const lumos_image *, const char *, const char *,
+                         const lumos_write_options *);
+
+/* The rename into place. Without overwrite, link(2) refuses an existing
+ * destination atomically, closing the window after the early check; file
+ * systems without hard links fall back to rename. */
+static int commit(lumos_ctx *ctx, const char *tmp, const char *path, int overwrite)
+{
+    if (!overwrite) {
+        if (link(tmp, path) == 0) {
+            unlink(tmp);
+            return LUMOS_OK;
+        }
+        if (errno == EEXIST)
+            return lumos__fail(ctx, LUMOS_E_EXISTS, "%s: the file exists (overwrite not asked for)",
+                               path);
+        if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP && errno != EMLINK)
+            return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    }
+    if (rename(tmp, path) != 0) return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    return LUMOS_OK;
+}
+
+lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const char *path,
+                               const lumos_write_options *opt)
+{
+    lumos_write_options defaults;
+    if (!opt) {
+        lumos_write_options_init(&defaults);
+        opt = &defaults;
+    }
+    if (!path || !*path) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_image_write: no path");
+    if (!img || !img->data || img->width <= 0 || img->height <= 0 ||
+        (img->channels != 1 && img->channels != 3) || (img->bits != 8 && img->bits != 16) ||
+        img->stride < (size_t)img->width * (size_t)img->channels * (size_t)(img->bits / 8))
+        return lumos__fail(ctx, LUMOS_E_ARG, "%s: invalid image (8/16-bit gray or RGB needed)",
+                           path);
+    if (img->space != LUMOS_SPACE_SRGB && img->space != LUMOS_SPACE_LINEAR_SRGB &&
+        img->space != LUMOS_SPACE_CAMERA)
+        return lumos__fail(ctx, LUMOS_E_ARG, "%s: invalid colour space %d", path, (int)img->space);
+
+    lumos_format fmt = opt->format == LUMOS_FORMAT_AUTO ? lumos_format_from_path(path) : opt->format;
+    writer_fn writer;
+    switch (fmt) {
+    case LUMOS_FORMAT_JPEG: writer = lumos__write_jpeg; break;
+    case LUMOS_FORMAT_PNG: writer = lumos__write_png; break;
+    case LUMOS_FORMAT_TIFF: writer = lumos__write_tiff; break;
+    default:
+        return lumos__fail(ctx, LUMOS_E_ARG,
+                           "%s: unknown image format (use a .jpg, .png or .tif name or set the "
+                           "format)",
+                           path);
+    }
+    if (fmt == LUMOS_FORMAT_JPEG) {
+        if (img->bits != 8)
+            return lumos__fail(ctx, LUMOS_E_ARG, "%s: JPEG needs an 8-bit image, not %d-bit", path,
+                               img->bits);
+        if (opt->quality < 1 || opt->quality > 100)
+            return lumos__fail(ctx, LUMOS_E_ARG, "%s: JPEG quality %d is not in 1..100", path,
+                               opt->quality);
+        if (opt->subsampling != 444 && opt->subsampling != 420)
+            return lumos__fail(ctx, LUMOS_E_ARG, "%s: JPEG subsampling %d is not 444 or 420", path,
+                               opt->subsampling);
+    }
+
+    /* An early check, so nothing is encoded for nothing; commit() makes the
+     * final, race-free one. */
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode)) return lumos__fail_errno(ctx, LUMOS_E_IO, EISDIR, "%s", path);
+        if (!opt->overwrite)
+            return lumos__fail(ctx, LUMOS_E_EXISTS, "%s: the file exists (overwrite not asked for)",
+                               path);
+    }
+
+    /* The temporary: ".NAME.part-XXXXXX" beside the destination, hidden
+     * from directory listings; NAME is cut so the name fits NAME_MAX. */
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t baselen = strlen(base);
+    if (baselen == 0) return lumos__fail(ctx, LUMOS_E_ARG, "%s: the path names a directory", path);
+    if (baselen > 200) baselen = 200;
+    char *tmp = malloc(dirlen + baselen + 16);
+    char *dir = malloc(dirlen + 2);
+    if (!tmp || !dir) {
+        free(tmp);
+        free(dir);
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+    }
+    /* The directory as the user would name it: "a/b" for "a/b/x", "/" for
+     * "/x", "." for "x". */
+    size_t shown = dirlen > 1 ? dirlen - 1 : dirlen;
+    memcpy(dir, path, shown);
+    strcpy(dir + shown, shown ? "" : ".");
+    sprintf(tmp, "%.*s.%.*s.part-XXXXXX", (int)dirlen, path, (int)baselen, base);
+
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s: cannot create a file in %s", path,
+                                   dir);
+        free(tmp);
+        free(dir);
+        return st;
+    }
+    /* mkstemp makes the file 0600; give it the mode open(2) would. */
+    int st = LUMOS_OK;
+    if (fchmod(fd, 0666 & ~current_umask()) != 0)
+        st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    if (!st) st = writer(ctx, img, tmp, path, opt);
+    /* Our fd was open throughout, so fsync reports write-back errors (a
+     * full disk or a failing device) that the writer's close could not. */
+    if (!st && fsync(fd) != 0) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    if (close(fd) != 0 && !st) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    if (!st) st = commit(ctx, tmp, path, opt->overwrite);
+    if (st) unlink(tmp);
+    else fsync_dir(dir);
+    free(tmp);
+    free(dir);
+    return st;
+}
+
+lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out)
+{
+    if (!out) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_image_read: no output image");
+    memset(out, 0, sizeof *out);
+    if (!path || !*path) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_image_read: no path");
+
+    /* The magic bytes decide, not the suffix. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    unsigned char m[8] = {0};
+    ssize_t n;
+    do n = read(fd, m, sizeof m);
+    while (n < 0 && errno == EINTR);
+    int err = n < 0 ? errno : 0;
+    close(fd);
+    if (n < 0) return lumos__fail_errno(ctx, LUMOS_E_IO, err, "%s", path); /* EISDIR */
+
+    if (n >= 3 && m[0] == 0xFF && m[1] == 0xD8 && m[2] == 0xFF) return lumos__read_jpeg(ctx, path, out);
+    if (n >= 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8)) return lumos__read_png(ctx, path, out);
+    /* Classic TIFF (42) and BigTIFF (43), either byte order. */
+    if (n >= 4 && ((!memcmp(m, "II", 2) && (m[2] == 42 || m[2] == 43) && m[3] == 0) ||
+                   (!memcmp(m, "MM", 2) && m[2] == 0 && (m[3] == 42 || m[3] == 43))))
+        return lumos__read_tiff(ctx, path, out);
+    return lumos__fail(ctx, LUMOS_E_FORMAT, "%s: %snot a JPEG, PNG or TIFF file", path,
+                       n == 0 ? "empty file, " : "");
+}

@@ -1,0 +1,347 @@
+/* tiff.c — TIFF through libtiff.
+ *
+ * Error reporting: libtiff's TIFFSetErrorHandler/TIFFSetWarningHandler are
+ * process-wide and carry no context, and their default prints to stderr.
+ * libtiff 4.5 added per-handle handlers (TIFFOpenOptions +
+ * TIFFClientOpenExt): ours record the first message in the job and return 1,
+ * which stops libtiff from also calling the global handlers. So nothing is
+ * printed and no global state is touched — not even the application's own
+ * libtiff handlers. The file goes through our own fd callbacks so that a
+ * failed write keeps its errno (libtiff's TIFFClose returns nothing, and its
+ * messages don't carry errno). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <tiffio.h>
+#include <unistd.h>
+
+#include "io/io.h"
+#include "pipeline/context.h"
+
+typedef struct {
+    int fd;
+    int err;       /* errno of the first failed read/write */
+    char msg[256]; /* libtiff's first error */
+} tiff_job;
+
+static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
+{
+    (void)tif, (void)module;
+    tiff_job *job = user;
+    if (!job->msg[0]) vsnprintf(job->msg, sizeof job->msg, fmt, ap);
+    return 1; /* handled: don't call the global handlers */
+}
+
+static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
+{
+    (void)tif, (void)user, (void)module, (void)fmt, (void)ap;
+    return 1;
+}
+
+static tmsize_t io_read(thandle_t h, void *buf, tmsize_t n)
+{
+    tiff_job *job = (tiff_job *)h;
+    tmsize_t done = 0;
+    while (done < n) {
+        ssize_t r = read(job->fd, (char *)buf + done, (size_t)(n - done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            if (!job->err) job->err = errno;
+            return -1;
+        }
+        if (r == 0) break; /* end of file: libtiff reports the short read */
+        done += r;
+    }
+    return done;
+}
+
+static tmsize_t io_write(thandle_t h, void *buf, tmsize_t n)
+{
+    tiff_job *job = (tiff_job *)h;
+    tmsize_t done = 0;
+    while (done < n) {
+        ssize_t r = write(job->fd, (const char *)buf + done, (size_t)(n - done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (!job->err) job->err = r < 0 ? errno : EIO;
+            return -1;
+        }
+        done += r;
+    }
+    return done;
+}
+
+static toff_t io_seek(thandle_t h, toff_t off, int whence)
+{
+    off_t r = lseek(((tiff_job *)h)->fd, (off_t)off, whence);
+    return r < 0 ? (toff_t)-1 : (toff_t)r;
+}
+
+static int io_close(thandle_t h) { (void)h; return 0; } /* the caller closes the fd */
+
+static toff_t io_size(thandle_t h)
+{
+    struct stat sb;
+    return fstat(((tiff_job *)h)->fd, &sb) == 0 ? (toff_t)sb.st_size : 0;
+}
+
+static int io_map(thandle_t h, void **base, toff_t *size) { (void)h, (void)base, (void)size; return 0; }
+static void io_unmap(thandle_t h, void *base, toff_t size) { (void)h, (void)base, (void)size; }
+
+static TIFF *open_tiff(tiff_job *job, const char *name, const char *mode)
+{
+    TIFFOpenOptions *o = TIFFOpenOptionsAlloc();
+    if (!o) return NULL;
+    TIFFOpenOptionsSetErrorHandlerExtR(o, on_error, job);
+    TIFFOpenOptionsSetWarningHandlerExtR(o, on_warning, job);
+    TIFF *tif = TIFFClientOpenExt(name, mode, (thandle_t)job, io_read, io_write, io_seek,
+                                  io_close, io_size, io_map, io_unmap, o);
+    TIFFOpenOptionsFree(o);
+    return tif;
+}
+
+/* The failure of a libtiff call: the I/O error if there was one. */
+static int tiff_fail(lumos_ctx *ctx, const tiff_job *job, int status, const char *path,
+                     const char *what)
+{
+    if (job->err) return lumos__fail_errno(ctx, LUMOS_E_IO, job->err, "%s", path);
+    return lumos__fail(ctx, status, "%s: %s%s%s", path, what, job->msg[0] ? ": " : "", job->msg);
+}
+
+/* A bounded, NUL-terminated copy of a lumos_exif string, trailing blanks cut. */
+static const char *tag_text(char *buf, size_t cap, const char *s, size_t n)
+{
+    n = strnlen(s, n < cap ? n : cap - 1);
+    while (n > 0 && s[n - 1] == ' ') n--;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_path,
+                      const char *shown_path, const lumos_write_options *opt)
+{
+    size_t icc_size = 0;
+    uint8_t *icc = lumos__icc_profile_for(img->space, img->channels, &icc_size);
+    if (img->space != LUMOS_SPACE_CAMERA && !icc)
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: cannot build the ICC profile", shown_path);
+    const size_t rowbytes = (size_t)img->width * (size_t)img->channels * (size_t)(img->bits / 8);
+    uint8_t *row = malloc(rowbytes);
+    tiff_job job = {.fd = open(tmp_path, O_RDWR | O_TRUNC | O_CLOEXEC)};
+    int st = LUMOS_OK;
+    if (job.fd < 0) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", shown_path);
+    else if (!row) st = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", shown_path);
+    if (st) {
+        if (job.fd >= 0) close(job.fd);
+        free(row);
+        free(icc);
+        return st;
+    }
+
+    /* Classic TIFF addresses 4 GiB; beyond (or near) that, BigTIFF. */
+    int big = (double)rowbytes * img->height > 4.0e9;
+    TIFF *tif = open_tiff(&job, shown_path, big ? "w8" : "w");
+    if (!tif) {
+        st = tiff_fail(ctx, &job, LUMOS_E_IO, shown_path, "cannot create TIFF");
+    } else {
+        /* Deflate with horizontal differencing: lossless, read by every TIFF
+         * reader that matters, and typically a third to a half smaller on
+         * photographs. Uncompressed if this libtiff lacks zlib. */
+        int deflate = TIFFIsCODECConfigured(COMPRESSION_ADOBE_DEFLATE);
+        /* ~256 KiB strips: big enough for Deflate to work well, small enough
+         * for readers to decode a region without inflating the whole file. */
+        uint32_t rps = (uint32_t)(256 * 1024 / rowbytes);
+        if (rps < 1) rps = 1;
+        if (rps > (uint32_t)img->height) rps = (uint32_t)img->height;
+        int ok = TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, (uint32_t)img->width) &&
+                 TIFFSetField(tif, TIFFTAG_IMAGELENGTH, (uint32_t)img->height) &&
+                 TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, img->bits) &&
+                 TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, img->channels) &&
+                 TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT) &&
+                 TIFFSetField(tif, TIFFTAG_PHOTOMETRIC,
+                              img->channels == 1 ? PHOTOMETRIC_MINISBLACK : PHOTOMETRIC_RGB) &&
+                 TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) &&
+                 TIFFSetField(tif, TIFFTAG_ORIENTATION, ORIENTATION_TOPLEFT) &&
+                 TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rps) &&
+                 TIFFSetField(tif, TIFFTAG_XRESOLUTION, 72.0) &&
+                 TIFFSetField(tif, TIFFTAG_YRESOLUTION, 72.0) &&
+                 TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_INCH) &&
+                 TIFFSetField(tif, TIFFTAG_SOFTWARE, "lumos " LUMOS_VERSION_STRING) &&
+                 TIFFSetField(tif, TIFFTAG_COMPRESSION,
+                              deflate ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE) &&
+                 (!deflate || TIFFSetField(tif, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL)) &&
+                 (!icc || TIFFSetField(tif, TIFFTAG_ICCPROFILE, (uint32_t)icc_size, icc));
+        const lumos_exif *ex = opt->exif;
+        char text[64];
+        if (ok && ex && tag_text(text, sizeof text, ex->make, sizeof ex->make)[0])
+            ok = TIFFSetField(tif, TIFFTAG_MAKE, text);
+        if (ok && ex && tag_text(text, sizeof text, ex->model, sizeof ex->model)[0])
+            ok = TIFFSetField(tif, TIFFTAG_MODEL, text);
+        /* TIFF's DateTime is exactly "YYYY:MM:DD HH:MM:SS"; skip anything else. */
+        if (ok && ex && strnlen(tag_text(text, sizeof text, ex->datetime, sizeof ex->datetime),
+                                sizeof text) == 19)
+            ok = TIFFSetField(tif, TIFFTAG_DATETIME, text);
+        if (!ok) st = tiff_fail(ctx, &job, LUMOS_E_IO, shown_path, "cannot set TIFF tags");
+
+        /* Copy each row: the predictor differences the buffer in place. */
+        for (int y = 0; !st && y < img->height; y++) {
+            memcpy(row, (const uint8_t *)img->data + (size_t)y * img->stride, rowbytes);
+            if (TIFFWriteScanline(tif, row, (uint32_t)y, 0) < 0)
+                st = tiff_fail(ctx, &job, LUMOS_E_IO, shown_path, "cannot write TIFF");
+        }
+        /* Write the directory now: TIFFClose would do it but cannot fail. */
+        if (!st && !TIFFWriteDirectory(tif))
+            st = tiff_fail(ctx, &job, LUMOS_E_IO, shown_path, "cannot write TIFF");
+        TIFFClose(tif);
+    }
+    if (close(job.fd) != 0 && !st) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", shown_path);
+    free(row);
+    free(icc);
+    return st;
+}
+
+/* Copies rows × cols pixels of ncopy samples from a decoded strip or tile
+ * (sch samples a pixel) to channels dc0.. of the image (dch a pixel). */
+static void copy_block(uint8_t *dst, size_t dstride, int dch, int dc0, const uint8_t *src,
+                       size_t sstride, int sch, int ncopy, uint32_t rows, uint32_t cols, int B)
+{
+    for (uint32_t r = 0; r < rows; r++) {
+        uint8_t *d = dst + r * dstride + (size_t)dc0 * B;
+        const uint8_t *s = src + r * sstride;
+        if (sch == dch && ncopy == dch) {
+            memcpy(d, s, (size_t)cols * sch * B);
+            continue;
+        }
+        for (uint32_t c = 0; c < cols; c++)
+            memcpy(d + (size_t)c * dch * B, s + (size_t)c * sch * B, (size_t)ncopy * B);
+    }
+}
+
+/* 8/16-bit unsigned gray or RGB, strips or tiles, contiguous or planar:
+ * copied as stored, extra samples (alpha) dropped. */
+static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
+                       lumos_image *out, int spp, int planar)
+{
+    const int B = out->bits / 8, dch = out->channels;
+    const int sep = planar == PLANARCONFIG_SEPARATE && spp > 1;
+    const int sch = sep ? 1 : spp; /* samples a pixel in one strip/tile */
+    const uint32_t w = (uint32_t)out->width, h = (uint32_t)out->height;
+    const int tiled = TIFFIsTiled(tif);
+    uint32_t cw = w, chh = 0;
+    tmsize_t size;
+    if (tiled) {
+        if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &cw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &chh))
+            return tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
+        size = TIFFTileSize(tif);
+    } else {
+        TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &chh);
+        if (chh > h) chh = h;
+        size = TIFFStripSize(tif);
+    }
+    const size_t sstride = (size_t)cw * sch * B;
+    if (cw == 0 || chh == 0 || size <= 0 || (uint64_t)size < (uint64_t)sstride * chh)
+        return tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF: bad strip or tile size");
+    uint8_t *buf = malloc((size_t)size);
+    if (!buf) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+
+    int st = LUMOS_OK;
+    for (int s = 0; !st && s < (sep ? dch : 1); s++) {
+        for (uint32_t y0 = 0; !st && y0 < h; y0 += chh) {
+            uint32_t rows = h - y0 < chh ? h - y0 : chh;
+            for (uint32_t x0 = 0; !st && x0 < w; x0 += cw) {
+                uint32_t cols = w - x0 < cw ? w - x0 : cw;
+                tmsize_t n = tiled ? TIFFReadTile(tif, buf, x0, y0, 0, (uint16_t)s)
+                                   : TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, y0, (uint16_t)s),
+                                                          buf, size);
+                /* A strip may be short only by the rows below the image. */
+                if (n < 0 || (uint64_t)n < (uint64_t)sstride * (rows - 1) + (size_t)cols * sch * B) {
+                    st = tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
+                    break;
+                }
+                copy_block((uint8_t *)out->data + y0 * out->stride + (size_t)x0 * dch * B,
+                           out->stride, dch, sep ? s : 0, buf, sstride, sch, sep ? 1 : dch, rows,
+                           cols, B);
+            }
+        }
+    }
+    free(buf);
+    return st;
+}
+
+/* Everything else libtiff can decode (palette, bilevel, YCbCr, CMYK, Lab,
+ * odd bit depths): through its RGBA interface, at 8 bits. */
+static int read_rgba(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
+                     lumos_image *out, int gray)
+{
+    char emsg[1024] = "";
+    if (!TIFFRGBAImageOK(tif, emsg))
+        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: unsupported TIFF: %s", path, emsg);
+    const uint32_t w = (uint32_t)out->width, h = (uint32_t)out->height;
+    int st = lumos_image_alloc(out, (int)w, (int)h, gray ? 1 : 3, 8);
+    if (st) return lumos__fail(ctx, st, "%s: cannot allocate a %ux%u image", path, w, h);
+    uint32_t *raster = (size_t)w * h <= SIZE_MAX / 4 ? malloc((size_t)w * h * 4) : NULL;
+    if (!raster) {
+        lumos_image_free(out);
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+    }
+    if (!TIFFReadRGBAImageOriented(tif, w, h, raster, ORIENTATION_TOPLEFT, 0)) {
+        st = tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
+    } else {
+        for (uint32_t y = 0; y < h; y++) {
+            uint8_t *d = (uint8_t *)out->data + y * out->stride;
+            const uint32_t *p = raster + (size_t)y * w;
+            for (uint32_t x = 0; x < w; x++, p++) {
+                *d++ = (uint8_t)TIFFGetR(*p);
+                if (!gray) *d++ = (uint8_t)TIFFGetG(*p), *d++ = (uint8_t)TIFFGetB(*p);
+            }
+        }
+    }
+    free(raster);
+    if (st) lumos_image_free(out);
+    return st;
+}
+
+int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out)
+{
+    memset(out, 0, sizeof *out);
+    tiff_job job = {.fd = open(path, O_RDONLY | O_CLOEXEC)};
+    if (job.fd < 0) return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    TIFF *tif = open_tiff(&job, path, "r");
+    int st = LUMOS_OK;
+    if (!tif) {
+        st = tiff_fail(ctx, &job, LUMOS_E_FORMAT, path, "damaged TIFF");
+    } else {
+        uint32_t w = 0, h = 0;
+        uint16_t bps = 1, spp = 1, photo, planar = PLANARCONFIG_CONTIG, fmt = SAMPLEFORMAT_UINT;
+        TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
+        TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
+        TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);
+        TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+        TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+        TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &fmt);
+        if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photo)) /* required, but often missing */
+            photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
+        int gray = photo == PHOTOMETRIC_MINISBLACK || photo == PHOTOMETRIC_MINISWHITE;
+        if (w == 0 || h == 0 || w > INT32_MAX || h > INT32_MAX) {
+            st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged TIFF: bad size %ux%u", path, w, h);
+        } else if ((bps == 8 || bps == 16) && fmt == SAMPLEFORMAT_UINT &&
+                   ((photo == PHOTOMETRIC_MINISBLACK && spp >= 1) ||
+                    (photo == PHOTOMETRIC_RGB && spp >= 3))) {
+            if ((st = lumos_image_alloc(out, (int)w, (int)h, gray ? 1 : 3, bps)))
+                st = lumos__fail(ctx, st, "%s: cannot allocate a %ux%u image", path, w, h);
+            else if ((st = read_direct(ctx, tif, &job, path, out, spp, planar)))
+                lumos_image_free(out);
+        } else {
+            out->width = (int)w, out->height = (int)h;
+            st = read_rgba(ctx, tif, &job, path, out, gray);
+        }
+        TIFFClose(tif);
+    }
+    close(job.fd);
+    if (st) memset(out, 0, sizeof *out);
+    return st;
+}

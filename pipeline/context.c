@@ -1,0 +1,99 @@
+/* context.c — contexts, status names and error text. */
+#include "context.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *lumos_strerror(int status)
+{
+    switch (status) {
+    case LUMOS_OK: return "success";
+    case LUMOS_E_ARG: return "invalid argument";
+    case LUMOS_E_NOMEM: return "out of memory";
+    case LUMOS_E_IO: return "input/output error";
+    case LUMOS_E_FORMAT: return "unrecognised or damaged file";
+    case LUMOS_E_UNSUPPORTED: return "unsupported input";
+    case LUMOS_E_ORDER: return "call out of order";
+    case LUMOS_E_PIPELINE: return "pipeline error";
+    case LUMOS_E_EXISTS: return "output exists";
+    default: return "unknown error";
+    }
+}
+
+const char *lumos_version(void) { return LUMOS_VERSION_STRING; }
+
+int lumos__cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
+
+lumos_ctx *lumos_ctx_new(void)
+{
+    lumos_ctx *ctx = calloc(1, sizeof *ctx);
+    if (ctx) ctx->threads = lumos__cpu_count();
+    return ctx;
+}
+
+void lumos_ctx_free(lumos_ctx *ctx) { free(ctx); }
+
+void lumos_ctx_set_threads(lumos_ctx *ctx, int threads)
+{
+    if (ctx) ctx->threads = threads > 0 ? threads : lumos__cpu_count();
+}
+
+int lumos_ctx_threads(const lumos_ctx *ctx) { return ctx ? ctx->threads : 1; }
+
+const char *lumos_last_error(const lumos_ctx *ctx) { return ctx ? ctx->error : ""; }
+
+void lumos_ctx_set_notice(lumos_ctx *ctx, lumos_notice_fn fn, void *user)
+{
+    if (!ctx) return;
+    ctx->notice = fn;
+    ctx->notice_user = user;
+}
+
+void lumos__clear_error(lumos_ctx *ctx)
+{
+    if (ctx) ctx->error[0] = '\0';
+}
+
+static void set_error(lumos_ctx *ctx, const char *fmt, va_list ap, int err)
+{
+    if (!ctx) return;
+    int n = vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    if (err && n >= 0 && (size_t)n < sizeof ctx->error)
+        snprintf(ctx->error + n, sizeof ctx->error - (size_t)n, ": %s", strerror(err));
+}
+
+int lumos__fail(lumos_ctx *ctx, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(ctx, fmt, ap, 0);
+    va_end(ap);
+    return status;
+}
+
+int lumos__fail_errno(lumos_ctx *ctx, int status, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(ctx, fmt, ap, err);
+    va_end(ap);
+    return status;
+}
+
+void lumos__notice(lumos_ctx *ctx, const char *fmt, ...)
+{
+    if (!ctx || !ctx->notice) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ctx->notice(ctx->notice_user, msg);
+}

@@ -1,0 +1,117 @@
+/* halide_glue.c — error routing and per-context threads for generated code. */
+#include "stages/halide_glue.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/context.h"
+
+static void on_halide_error(void *user_context, const char *msg)
+{
+    lumos_ctx *ctx = user_context;
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) n--;
+    lumos__fail(ctx, LUMOS_E_PIPELINE, "%.*s", (int)n, msg);
+}
+
+struct par_job {
+    halide_task_t task;
+    void *user_context;
+    int min, size;
+    uint8_t *closure;
+    atomic_int next;
+    atomic_int result;
+};
+
+static void *par_worker(void *arg)
+{
+    struct par_job *job = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&job->next, 1);
+        if (i >= job->size || atomic_load(&job->result) != 0) break;
+        int rc = job->task(job->user_context, job->min + i, job->closure);
+        if (rc != 0) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&job->result, &zero, rc);
+        }
+    }
+    return NULL;
+}
+
+/* Runs the loop's tasks on ctx->threads threads: the caller plus helpers
+ * started for this loop. Halide's loops here are coarse (one per pipeline
+ * call, tens to thousands of tiles), so thread start-up is negligible. */
+static int par_for(void *user_context, halide_task_t task, int min, int size, uint8_t *closure)
+{
+    lumos_ctx *ctx = user_context;
+    int n = ctx ? ctx->threads : 1;
+    if (n > size) n = size;
+    if (n > 64) n = 64;
+    struct par_job job = {task, user_context, min, size, closure, 0, 0};
+    pthread_t helpers[64];
+    int started = 0;
+    for (int t = 1; t < n; t++) {
+        if (pthread_create(&helpers[started], NULL, par_worker, &job) != 0) break;
+        started++;
+    }
+    par_worker(&job);
+    for (int t = 0; t < started; t++) pthread_join(helpers[t], NULL);
+    return atomic_load(&job.result);
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init(void)
+{
+    halide_set_error_handler(on_halide_error);
+    halide_set_custom_do_par_for(par_for);
+}
+
+void lumos__halide_init(void) { pthread_once(&init_once, init); }
+
+void lumos__hl_buffer_2d(halide_buffer_t *b, halide_dimension_t dim[2], const void *host,
+                         struct halide_type_t type, int width, int height, int stride)
+{
+    memset(b, 0, sizeof *b);
+    memset(dim, 0, 2 * sizeof *dim);
+    dim[0].extent = width;
+    dim[0].stride = 1;
+    dim[1].extent = height;
+    dim[1].stride = stride;
+    b->host = (uint8_t *)host;
+    b->type = type;
+    b->dimensions = 2;
+    b->dim = dim;
+}
+
+void lumos__hl_buffer_image(halide_buffer_t *b, halide_dimension_t dim[3], lumos_image *img)
+{
+    int bytes = img->bits / 8;
+    memset(b, 0, sizeof *b);
+    memset(dim, 0, 3 * sizeof *dim);
+    dim[0].extent = img->width;
+    dim[0].stride = img->channels;
+    dim[1].extent = img->height;
+    dim[1].stride = (int32_t)(img->stride / (size_t)bytes);
+    dim[2].extent = img->channels;
+    dim[2].stride = 1;
+    b->host = img->data;
+    b->type.code = halide_type_uint;
+    b->type.bits = (uint8_t)img->bits;
+    b->type.lanes = 1;
+    b->dimensions = 3;
+    b->dim = dim;
+}
+
+int lumos__hl_status(lumos_ctx *ctx, int rc, const char *stage)
+{
+    if (rc == 0) return LUMOS_OK;
+    if (rc == halide_error_code_out_of_memory)
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", stage);
+    /* The error handler has already written the runtime's message. */
+    if (ctx && ctx->error[0] == '\0')
+        lumos__fail(ctx, LUMOS_E_PIPELINE, "%s: pipeline failed (Halide error %d)", stage, rc);
+    return LUMOS_E_PIPELINE;
+}

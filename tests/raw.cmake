@@ -1,0 +1,13 @@
+# The classical ISP against plain-C references (synthetic mosaics).
+lumos_test(test_isp SOURCES test_isp.c LABEL stage)
+
+# The real Canon EOS 30D CR2: metadata, file vs memory, vs LibRaw's rendering.
+lumos_test(test_cr2 SOURCES test_cr2.c LABEL stage ARGS ${LUMOS_CR2})
+
+# Two contexts on two threads at once.
+lumos_test(test_threads SOURCES test_threads.c LABEL stage ARGS ${LUMOS_CR2})
+
+# The command line: bad inputs, batches, exit codes, shards, no partial files.
+add_test(NAME test_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:lumos_cli>
+                                ${LUMOS_CR2})
+set_tests_properties(test_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
