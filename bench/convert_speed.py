@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CR2, ROOT, die, lumos_exe, need_exe, run, run_many  # noqa: E402
+from common import CR2, die, lumos_exe, need_exe, run, run_many  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 

@@ -32,11 +32,15 @@ DCRAW_METHODS = [(0, "bilinear"), (1, "VNG"), (2, "PPG"), (3, "AHD"), (4, "DCB")
 BORDER = 4
 
 
-def read_rgb(path):
+def read_rgb(path, want16=False):
     """An image as float RGB in [0, 1] (alpha dropped), or None if gray."""
     if imageio is None:
         die("needs imageio (Debian python3-imageio, pulled in by python3-skimage)")
     a = np.asarray(imageio.imread(path))
+    # imageio's Pillow plugin would quietly cut a 16-bit RGB PNG to 8 bits;
+    # TIFF goes through its tifffile plugin, which keeps 16 bits.
+    if want16 and a.dtype != np.uint16:
+        die(f"{path}: read as {a.dtype}, expected 16-bit samples")
     if a.ndim != 3 or a.shape[2] < 3:
         return None
     peak = 65535.0 if a.dtype == np.uint16 else 255.0
@@ -106,7 +110,7 @@ def main():
         out = os.path.join(work, stem + ".lumos.tiff")
         call([lumos, "convert", dng, "-o", out, "--bits", "16", "--tone", "0", "--sharpen", "0",
               "--wb", "camera", "--exposure", "0", "--format", "tiff", "--quiet"])
-        scores["lumos"].append(psnr(read_rgb(out), ref))
+        scores["lumos"].append(psnr(read_rgb(out, True), ref))
         for q, label in DCRAW_METHODS:
             out = os.path.join(work, f"{stem}.q{q}.tiff")
             # -c 0: keep the DNG's WhiteLevel (LibRaw otherwise lowers the
@@ -114,7 +118,7 @@ def main():
             # brightening photos without highlights).
             call([dcraw, "-w", "-W", "-c", "0", "-o", "1", "-g", "2.4", "12.92", "-6", "-T",
                   "-q", str(q), "-Z", out, dng])
-            scores[label].append(psnr(read_rgb(out), ref))
+            scores[label].append(psnr(read_rgb(out, True), ref))
         names.append(name)
     if not names:
         die(f"none of the photos found in {args.photos}")

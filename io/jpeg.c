@@ -167,9 +167,13 @@ int lumos__read_jpeg(lumos_ctx *ctx, const char *path, lumos_image *out)
         return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: cannot start the JPEG decoder: %s", path,
                            tjGetErrorStr2(NULL));
     }
-    int w, h, samp, cs;
+    /* TurboJPEG 2.1 can return success without setting these for a stream
+     * cut before its SOF marker, hence the initial values and the check. */
+    int w = 0, h = 0, samp = -1, cs = -1;
     if (tjDecompressHeader3(tj, buf, (unsigned long)size, &w, &h, &samp, &cs) != 0) {
         st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged JPEG: %s", path, tjGetErrorStr2(tj));
+    } else if (w <= 0 || h <= 0 || cs < 0) {
+        st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged JPEG: no frame header", path);
     } else if (cs == TJCS_CMYK || cs == TJCS_YCCK) {
         st = lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: CMYK JPEG images are not supported", path);
     } else if ((st = lumos_image_alloc(out, w, h, cs == TJCS_GRAY ? 1 : 3, 8))) {

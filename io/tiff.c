@@ -25,6 +25,7 @@
 typedef struct {
     int fd;
     int err;       /* errno of the first failed read/write */
+    int eof;       /* libtiff asked for bytes past the end: a cut file */
     char msg[256]; /* libtiff's first error */
 } tiff_job;
 
@@ -53,7 +54,10 @@ static tmsize_t io_read(thandle_t h, void *buf, tmsize_t n)
             if (!job->err) job->err = errno;
             return -1;
         }
-        if (r == 0) break; /* end of file: libtiff reports the short read */
+        if (r == 0) { /* libtiff reports most short reads, not all (see read) */
+            job->eof = 1;
+            break;
+        }
         done += r;
     }
     return done;
@@ -340,6 +344,12 @@ int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out)
             st = read_rgba(ctx, tif, &job, path, out, gray);
         }
         TIFFClose(tif);
+        /* libtiff only warns when a tag's value lies past the end of the
+         * file (the tag is dropped); a cut file is damaged all the same. */
+        if (!st && job.eof) {
+            lumos_image_free(out);
+            st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged TIFF: the file is truncated", path);
+        }
     }
     close(job.fd);
     if (st) memset(out, 0, sizeof *out);

@@ -127,6 +127,8 @@ static int libraw_fallback(lumos_ctx *ctx, const lumos_raw *raw, const lumos_isp
     po->output_bps = o->bits;
     po->half_size = o->half;
     po->no_auto_bright = 1;
+    po->adjust_maximum_thr = 0; /* keep the file's white level: LibRaw would lower
+                                   it to the data maximum, brightening the image */
     po->use_camera_wb = o->wb == LUMOS_WB_CAMERA;
     po->use_auto_wb = o->wb == LUMOS_WB_AUTO;
     if (o->wb == LUMOS_WB_USER) {

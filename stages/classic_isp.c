@@ -13,7 +13,7 @@
 #include "stages/halide_glue.h"
 
 /* The schedule's tiles assume at least this much input (see the generator). */
-enum { MIN_SIDE = 128 };
+enum { MIN_SIDE = 256 };
 
 typedef int (*isp_fn)(void const *, struct halide_buffer_t *, int32_t, int32_t,
                       struct halide_buffer_t *, struct halide_buffer_t *,

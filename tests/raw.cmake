@@ -11,3 +11,13 @@ lumos_test(test_threads SOURCES test_threads.c LABEL stage ARGS ${LUMOS_CR2})
 add_test(NAME test_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:lumos_cli>
                                 ${LUMOS_CR2})
 set_tests_properties(test_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
+
+# The README's C API example, run on the CR2.
+add_executable(example_convert example_convert.c)
+target_link_libraries(example_convert PRIVATE lumos_shared)
+add_test(NAME example_convert COMMAND example_convert ${LUMOS_CR2}
+         ${CMAKE_CURRENT_BINARY_DIR}/example_convert.jpg)
+set_tests_properties(example_convert PROPERTIES LABELS cli)
+
+# Orientation and the non-Bayer (LinearRaw DNG) fallback.
+lumos_test(test_dng_paths SOURCES test_dng_paths.c tools/dng_writer.c LABEL stage)

@@ -84,16 +84,19 @@ uint16_t *lumos_test_mosaic_from_image(const lumos_image *img, lumos_cfa cfa,
         goto fail;                                                                                 \
     } while (0)
 
-int lumos_test_write_bayer_dng(const char *path, const uint16_t *mosaic, int width, int height,
-                               lumos_cfa cfa, const float black[4], float white,
-                               const float cam_from_xyz[3][3], const float as_shot_neutral[3],
-                               int orientation)
+/* One IFD: a CFA mosaic (cfa given, 1 sample) or, for LUMOS_CFA_NONE, a
+ * LinearRaw RGB image (3 samples, one black level per sample). */
+static int write_dng(const char *path, const uint16_t *mosaic, int width, int height,
+                     lumos_cfa cfa, const float black[4], float white,
+                     const float cam_from_xyz[3][3], const float as_shot_neutral[3],
+                     int orientation)
 {
     TIFF *tif = NULL;
-    uint8_t pattern[4];
+    uint8_t pattern[4] = {0, 0, 0, 0};
+    int linear = cfa == LUMOS_CFA_NONE, spp = linear ? 3 : 1;
     if (!path || !mosaic || width < 2 || height < 2 || !black || !cam_from_xyz ||
         !as_shot_neutral || orientation < 1 || orientation > 8 || white <= 0.0f ||
-        white > 65535.0f || cfa_codes(cfa, pattern) != 0) {
+        white > 65535.0f || (!linear && cfa_codes(cfa, pattern) != 0)) {
         fprintf(stderr, "dng_writer: bad arguments for %s\n", path ? path : "(null)");
         return -1;
     }
@@ -103,7 +106,7 @@ int lumos_test_write_bayer_dng(const char *path, const uint16_t *mosaic, int wid
 
     static const uint8_t dng_version[4] = {1, 4, 0, 0};
     static const uint8_t dng_backward[4] = {1, 1, 0, 0};
-    static const uint16_t repeat_dim[2] = {2, 2};
+    static const uint16_t repeat_dim[2] = {2, 2}, repeat_one[2] = {1, 1};
     static const uint8_t plane_colors[3] = {0, 1, 2};
     float matrix[9], neutral[3] = {as_shot_neutral[0], as_shot_neutral[1], as_shot_neutral[2]};
     float blk[4] = {black[0], black[1], black[2], black[3]};
@@ -115,9 +118,9 @@ int lumos_test_write_bayer_dng(const char *path, const uint16_t *mosaic, int wid
              TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, (uint32_t)width) &&
              TIFFSetField(tif, TIFFTAG_IMAGELENGTH, (uint32_t)height) &&
              TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 16) &&
-             TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1) &&
+             TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, spp) &&
              TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE) &&
-             TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_CFA) &&
+             TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, linear ? 34892 /* LinearRaw (DNG) */ : PHOTOMETRIC_CFA) &&
              TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) &&
              TIFFSetField(tif, TIFFTAG_ORIENTATION, (uint16_t)orientation) &&
              /* One strip: the simplest layout every DNG reader handles. */
@@ -125,15 +128,15 @@ int lumos_test_write_bayer_dng(const char *path, const uint16_t *mosaic, int wid
              TIFFSetField(tif, TIFFTAG_MAKE, "lumos") &&
              TIFFSetField(tif, TIFFTAG_MODEL, "synthetic") &&
              TIFFSetField(tif, TIFFTAG_SOFTWARE, "lumos test dng_writer") &&
-             TIFFSetField(tif, TIFFTAG_CFAREPEATPATTERNDIM, repeat_dim) &&
-             TIFFSetField(tif, TIFFTAG_CFAPATTERN, 4, pattern) &&
+             (linear || (TIFFSetField(tif, TIFFTAG_CFAREPEATPATTERNDIM, repeat_dim) &&
+                         TIFFSetField(tif, TIFFTAG_CFAPATTERN, 4, pattern) &&
+                         TIFFSetField(tif, TIFFTAG_CFAPLANECOLOR, 3, plane_colors) &&
+                         TIFFSetField(tif, TIFFTAG_CFALAYOUT, 1))) &&
              TIFFSetField(tif, TIFFTAG_DNGVERSION, dng_version) &&
              TIFFSetField(tif, TIFFTAG_DNGBACKWARDVERSION, dng_backward) &&
              TIFFSetField(tif, TIFFTAG_UNIQUECAMERAMODEL, "lumos synthetic") &&
-             TIFFSetField(tif, TIFFTAG_CFAPLANECOLOR, 3, plane_colors) &&
-             TIFFSetField(tif, TIFFTAG_CFALAYOUT, 1) &&
-             TIFFSetField(tif, TIFFTAG_BLACKLEVELREPEATDIM, repeat_dim) &&
-             TIFFSetField(tif, TIFFTAG_BLACKLEVEL, 4, blk) &&
+             TIFFSetField(tif, TIFFTAG_BLACKLEVELREPEATDIM, linear ? repeat_one : repeat_dim) &&
+             TIFFSetField(tif, TIFFTAG_BLACKLEVEL, linear ? 3 : 4, blk) &&
              TIFFSetField(tif, TIFFTAG_WHITELEVEL, 1, &wl) &&
              TIFFSetField(tif, TIFFTAG_COLORMATRIX1, 9, matrix) &&
              TIFFSetField(tif, TIFFTAG_CALIBRATIONILLUMINANT1, 21 /* D65 */) &&
@@ -141,7 +144,7 @@ int lumos_test_write_bayer_dng(const char *path, const uint16_t *mosaic, int wid
     if (!ok)
         FAIL("TIFFSetField failed");
 
-    tmsize_t bytes = (tmsize_t)width * height * 2;
+    tmsize_t bytes = (tmsize_t)width * height * spp * 2;
     /* TIFFWriteEncodedStrip may byte-swap in place on big-endian hosts, so it
      * gets a copy rather than the caller's const buffer. */
     void *buf = _TIFFmalloc(bytes);
@@ -163,4 +166,26 @@ fail:
         remove(path);
     }
     return -1;
+}
+
+int lumos_test_write_bayer_dng(const char *path, const uint16_t *mosaic, int width, int height,
+                               lumos_cfa cfa, const float black[4], float white,
+                               const float cam_from_xyz[3][3], const float as_shot_neutral[3],
+                               int orientation)
+{
+    if (cfa == LUMOS_CFA_NONE) {
+        fprintf(stderr, "dng_writer: %s: no CFA pattern given\n", path ? path : "(null)");
+        return -1;
+    }
+    return write_dng(path, mosaic, width, height, cfa, black, white, cam_from_xyz,
+                     as_shot_neutral, orientation);
+}
+
+int lumos_test_write_linear_dng(const char *path, const uint16_t *rgb, int width, int height,
+                                const float black[3], float white, const float cam_from_xyz[3][3],
+                                const float as_shot_neutral[3], int orientation)
+{
+    const float blk[4] = {black[0], black[1], black[2], 0};
+    return write_dng(path, rgb, width, height, LUMOS_CFA_NONE, blk, white, cam_from_xyz,
+                     as_shot_neutral, orientation);
 }

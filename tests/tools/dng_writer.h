@@ -23,6 +23,12 @@ int lumos_test_write_bayer_dng(const char *path, const uint16_t *mosaic, int wid
                                const float cam_from_xyz[3][3], const float as_shot_neutral[3],
                                int orientation);
 
+/* The same tags for a LinearRaw DNG: rgb is width×height interleaved RGB
+ * samples (a demosaiced, non-Bayer file: LibRaw then has no CFA). */
+int lumos_test_write_linear_dng(const char *path, const uint16_t *rgb, int width, int height,
+                                const float black[3], float white, const float cam_from_xyz[3][3],
+                                const float as_shot_neutral[3], int orientation);
+
 /* The colour (0 R, 1 G, 2 B) of site (x, y) for a Bayer pattern, or -1. */
 int lumos_test_cfa_color(lumos_cfa cfa, int x, int y);
 
