@@ -136,6 +136,10 @@ lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const cha
         if (img->bits != 8)
             return lumos__fail(ctx, LUMOS_E_ARG, "%s: JPEG needs an 8-bit image, not %d-bit", path,
                                img->bits);
+        if (img->width > 65535 || img->height > 65535)
+            return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
+                               "%s: JPEG is limited to 65535 pixels a side (image is %dx%d)", path,
+                               img->width, img->height);
         if (opt->quality < 1 || opt->quality > 100)
             return lumos__fail(ctx, LUMOS_E_ARG, "%s: JPEG quality %d is not in 1..100", path,
                                opt->quality);

@@ -226,7 +226,8 @@ static void copy_block(uint8_t *dst, size_t dstride, int dch, int dc0, const uin
 }
 
 /* 8/16-bit unsigned gray or RGB, strips or tiles, contiguous or planar:
- * copied as stored, extra samples (alpha) dropped. */
+ * copied as stored, extra samples (alpha) dropped. Rows stay in stored
+ * order, as JPEG's do: the Orientation tag is the caller's to apply. */
 static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
                        lumos_image *out, int spp, int planar)
 {

@@ -1156,6 +1156,9 @@ static void test_write_failures(void)
     badim = im, badim.stride = 5;
     CHECK(lumos_image_write(ctx, &badim, tpath("stride.png"), NULL) == LUMOS_E_ARG, "short stride");
     CHECK(lumos_image_write(ctx, &im, NULL, NULL) == LUMOS_E_ARG, "NULL path");
+    badim = im, badim.width = 70000, badim.stride = 70000 * 3; /* never read: refused first */
+    CHECK(lumos_image_write(ctx, &badim, tpath("wide.jpg"), NULL) == LUMOS_E_UNSUPPORTED,
+          "JPEG over 65535 wide");
     CHECK(hidden_entries(tmpdir) == 0, "temporaries left after argument errors");
 
     /* A missing directory, and a file where a directory should be: E_IO
