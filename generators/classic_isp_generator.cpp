@@ -22,8 +22,8 @@
 // (x + cfa_x) and (y + cfa_y) are both even, blue when both are odd, green
 // otherwise. So RGGB is (0,0), GRBG (1,0), GBRG (0,1), BGGR (1,1).
 //
-// Inputs smaller than 256×256 are padded by the caller (stages/classic_isp.c),
-// so the schedule may assume at least that much.
+// The caller (stages/classic_isp.c) allocates the output rounded up to whole
+// tiles; the input is read through a mirroring boundary condition.
 
 #include "Halide.h"
 
@@ -139,13 +139,17 @@ public:
         const int vec = natural_vector_size<float>();
         Var xo{"xo"}, yo{"yo"}, xi{"xi"}, yi{"yi"}, tile{"tile"};
         output.reorder(c, x, y).unroll(c);
-        // The caller pads inputs to >= 256×256, so only the tile width varies.
+        // Tiles round up: the caller allocates the output with its width and
+        // height rounded up to whole tiles (512 wide from 512 on, else 128,
+        // by 128 rows), so every pixel is computed by exactly one tile and the
+        // result cannot depend on which of two overlapping tiles wrote last.
+        const TailStrategy round_up = TailStrategy::RoundUp;
         output.specialize(output.width() >= 512)
-            .tile(x, y, xo, yo, xi, yi, 512, 128)
+            .tile(x, y, xo, yo, xi, yi, 512, 128, round_up)
             .fuse(xo, yo, tile)
             .parallel(tile)
             .vectorize(xi, 2 * vec);
-        output.tile(x, y, xo, yo, xi, yi, 128, 128)
+        output.tile(x, y, xo, yo, xi, yi, 128, 128, round_up)
             .fuse(xo, yo, tile)
             .parallel(tile)
             .vectorize(xi, 2 * vec);

@@ -1,10 +1,11 @@
 /* png.c — PNG through libpng.
  *
- * libpng reports errors by longjmp. Everything that must be released after
- * a jump (the FILE, libpng's structs, the output image) lives outside the
- * function's automatic variables or is set before setjmp, so no local is
- * modified between setjmp and a possible longjmp (C11 7.13.2.1). The file
- * goes through our own read/write callbacks to keep errno for the report. */
+ * libpng reports errors by longjmp. The setjmp sits in a small function
+ * (write_body/read_body) whose caller owns everything to release (the FILE,
+ * libpng's structs, the output image, in png_job), so no local that is read
+ * after a jump changes after setjmp (C11 7.13.2.1 would leave it
+ * indeterminate). The file goes through our own read/write callbacks to keep
+ * errno for the report. */
 #include <errno.h>
 #include <png.h>
 #include <stdio.h>

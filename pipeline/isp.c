@@ -101,16 +101,13 @@ lumos_status lumos_isp_classic(lumos_ctx *ctx, const lumos_raw *raw, const lumos
     p.linear = opt->linear;
     p.half = opt->half;
 
-    int ow = opt->half ? (in->width / 2 > 0 ? in->width / 2 : 1) : in->width;
-    int oh = opt->half ? (in->height / 2 > 0 ? in->height / 2 : 1) : in->height;
-    rc = lumos_image_alloc(out, ow, oh, 3, opt->bits);
-    if (rc) return lumos__fail(ctx, rc, "cannot allocate a %dx%d output image", ow, oh);
+    rc = lumos__stage_classic_isp(ctx, raw->mosaic, in->width, in->height, raw->stride, &p,
+                                  opt->bits, out);
+    if (rc) return rc;
     out->space = opt->camera_space ? LUMOS_SPACE_CAMERA
                  : opt->linear     ? LUMOS_SPACE_LINEAR_SRGB
                                    : LUMOS_SPACE_SRGB;
-    rc = lumos__stage_classic_isp(ctx, raw->mosaic, in->width, in->height, raw->stride, &p, out);
-    if (rc) lumos_image_free(out);
-    return rc;
+    return LUMOS_OK;
 }
 
 /* LibRaw's own demosaic and colour for sensors the Halide ISP does not take.

@@ -12,8 +12,14 @@
 #include "pipeline/context.h"
 #include "stages/halide_glue.h"
 
-/* The schedule's tiles assume at least this much input (see the generator). */
-enum { MIN_SIDE = 256 };
+/* Inputs narrower or shorter than this are mirror-padded first: the
+ * demosaic's 9×9 footprint then mirrors within the image. */
+enum { MIN_SIDE = 16 };
+
+/* The generator's tiles (see its schedule): the output buffer is rounded up
+ * to whole tiles so that every tile is full. */
+static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+static int tile_width(int w) { return round_up(w, 128) >= 512 ? round_up(w, 512) : round_up(w, 128); }
 
 typedef int (*isp_fn)(void const *, struct halide_buffer_t *, int32_t, int32_t,
                       struct halide_buffer_t *, struct halide_buffer_t *,
@@ -42,32 +48,55 @@ static int run(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height, in
     lumos__hl_buffer_2d(&black_b, black_d, p->black, f32, 2, 2, 2);
     lumos__hl_buffer_2d(&scale_b, scale_d, p->scale, f32, 2, 2, 2);
     lumos__hl_buffer_2d(&matrix_b, matrix_d, p->matrix, f32, 3, 3, 3);
-    lumos__hl_buffer_image(&out_b, out_d, out);
+    lumos_image whole = *out; /* the rounded-up capacity */
+    whole.width = tile_width(out->width);
+    whole.height = round_up(out->height, 128);
+    lumos__hl_buffer_image(&out_b, out_d, &whole);
     lumos__clear_error(ctx);
     int rc = fn(ctx, &raw_b, p->cfa_x, p->cfa_y, &black_b, &scale_b, &matrix_b, p->exposure,
                 p->tone, p->sharpen, p->linear != 0, &out_b);
     return lumos__hl_status(ctx, rc, "classic ISP");
 }
 
+/* Allocates *out (width×height visible, capacity rounded up to tiles). */
+static int alloc_tiled(lumos_ctx *ctx, lumos_image *out, int width, int height, int bits)
+{
+    int cap_w = tile_width(width), cap_h = round_up(height, 128);
+    memset(out, 0, sizeof *out);
+    size_t stride = (size_t)cap_w * 3 * (size_t)(bits / 8);
+    out->data = calloc((size_t)cap_h, stride);
+    if (!out->data) return lumos__fail(ctx, LUMOS_E_NOMEM, "classic ISP: out of memory");
+    out->width = width;
+    out->height = height;
+    out->channels = 3;
+    out->bits = bits;
+    out->stride = stride;
+    return LUMOS_OK;
+}
+
 int lumos__stage_classic_isp(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height,
-                             size_t stride, const lumos__isp_params *p, lumos_image *out)
+                             size_t stride, const lumos__isp_params *p, int bits, lumos_image *out)
 {
     lumos__halide_init();
+    memset(out, 0, sizeof *out);
+    if ((bits != 8 && bits != 16) || stride % 2 || width < 1 || height < 1)
+        return lumos__fail(ctx, LUMOS_E_ARG, "classic ISP: bad arguments");
     int ow = p->half ? (width / 2 > 0 ? width / 2 : 1) : width;
     int oh = p->half ? (height / 2 > 0 ? height / 2 : 1) : height;
-    if (!out->data || out->width != ow || out->height != oh || out->channels != 3 ||
-        (out->bits != 8 && out->bits != 16) || stride % 2)
-        return lumos__fail(ctx, LUMOS_E_ARG, "classic ISP: output must be %dx%d RGB", ow, oh);
-    if (width >= MIN_SIDE && height >= MIN_SIDE)
-        return run(ctx, mosaic, width, height, (int)(stride / 2), p, out);
+    int rc = alloc_tiled(ctx, out, ow, oh, bits);
+    if (rc) return rc;
+    if (width >= MIN_SIDE && height >= MIN_SIDE) {
+        rc = run(ctx, mosaic, width, height, (int)(stride / 2), p, out);
+        if (rc) lumos_image_free(out);
+        return rc;
+    }
 
-    /* Small inputs: mirror-pad to MIN_SIDE, run, and crop. */
+    /* Small inputs: mirror-pad, run into a larger image, crop. */
     int pw = width > MIN_SIDE ? width : MIN_SIDE, ph = height > MIN_SIDE ? height : MIN_SIDE;
     uint16_t *padded = malloc((size_t)pw * ph * sizeof *padded);
     lumos_image big = {0};
-    int rc = padded ? lumos_image_alloc(&big, p->half ? pw / 2 : pw, p->half ? ph / 2 : ph, 3,
-                                        out->bits)
-                    : LUMOS_E_NOMEM;
+    rc = padded ? alloc_tiled(ctx, &big, p->half ? pw / 2 : pw, p->half ? ph / 2 : ph, bits)
+                : lumos__fail(ctx, LUMOS_E_NOMEM, "classic ISP: out of memory");
     if (rc == LUMOS_OK) {
         for (int y = 0; y < ph; y++) {
             const uint16_t *row = (const uint16_t *)((const uint8_t *)mosaic +
@@ -75,12 +104,14 @@ int lumos__stage_classic_isp(lumos_ctx *ctx, const uint16_t *mosaic, int width, 
             for (int x = 0; x < pw; x++) padded[(size_t)y * pw + x] = row[mirror(x, width)];
         }
         rc = run(ctx, padded, pw, ph, pw, p, &big);
-        size_t row_bytes = (size_t)ow * 3 * (size_t)(out->bits / 8);
-        for (int y = 0; rc == LUMOS_OK && y < oh; y++)
+    }
+    if (rc == LUMOS_OK) {
+        size_t row_bytes = (size_t)ow * 3 * (size_t)(bits / 8);
+        for (int y = 0; y < oh; y++)
             memcpy((uint8_t *)out->data + (size_t)y * out->stride,
                    (const uint8_t *)big.data + (size_t)y * big.stride, row_bytes);
     } else {
-        rc = lumos__fail(ctx, LUMOS_E_NOMEM, "classic ISP: out of memory");
+        lumos_image_free(out);
     }
     lumos_image_free(&big);
     free(padded);

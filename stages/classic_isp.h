@@ -14,9 +14,11 @@ typedef struct lumos__isp_params {
     int linear, half;
 } lumos__isp_params;
 
-/* mosaic: width×height samples, stride in bytes. out must be allocated with
- * the output size (width×height, or half of each, at least 1) and 3 channels. */
+/* mosaic: width×height samples, stride in bytes. Allocates *out: RGB at
+ * `bits`, width×height (or half of each, at least 1); its rows are padded to
+ * the pipeline's tiles, so out->stride may exceed width·3·bytes. */
 int lumos__stage_classic_isp(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height,
-                             size_t stride, const lumos__isp_params *p, lumos_image *out);
+                             size_t stride, const lumos__isp_params *p, int bits,
+                             lumos_image *out);
 
 #endif

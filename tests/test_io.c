@@ -580,6 +580,7 @@ typedef struct {
     char make[80], model[80], datetime[24], datetime_orig[24], version[5];
     int orientation, iso, has_exif_ifd;
     double exposure, fnumber, focal;
+    uint32_t exp_num, exp_den;
     int n0, nx;
 } exif_info;
 
@@ -619,7 +620,9 @@ static int parse_exif(const uint8_t *b, size_t n, exif_info *x)
         if (p->type != 4 || p->count != 1) t.bad = 1;
         x->has_exif_ifd = 1;
         x->nx = read_ifd(&t, rd32(&t, p->off), ex, 32);
-        x->exposure = rational(&t, find(ex, x->nx, 0x829A), &t.bad);
+        const ifd_entry *et = find(ex, x->nx, 0x829A);
+        x->exposure = rational(&t, et, &t.bad);
+        if (et) x->exp_num = rd32(&t, et->off), x->exp_den = rd32(&t, et->off + 4);
         x->fnumber = rational(&t, find(ex, x->nx, 0x829D), &t.bad);
         x->focal = rational(&t, find(ex, x->nx, 0x920A), &t.bad);
         const ifd_entry *i = find(ex, x->nx, 0x8827);
@@ -670,9 +673,10 @@ static void test_exif_block(void)
     uint8_t *b = lumos__exif_block(&e, &n);
     CHECK(b && n > 8, "exif block");
     if (b) check_sample_exif(b, n, "exif block");
-    /* The shutter time as 1/250 exactly, and FNumber reduced. */
+    /* The shutter time as a photographer writes it: 1/250, not 40/10000. */
     exif_info x;
     parse_exif(b, n, &x);
+    CHECK(x.exp_num == 1 && x.exp_den == 250, "ExposureTime %u/%u", x.exp_num, x.exp_den);
     free(b);
 
     /* Unknown fields are left out; Orientation and ExifVersion stay. */
