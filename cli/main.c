@@ -374,6 +374,12 @@ static void draw_progress(batch *b)
     fflush(stderr);
 }
 
+/* Notices (e.g. the LibRaw fallback for non-Bayer sensors) name the file. */
+static void print_notice(void *user, const char *message)
+{
+    fprintf(stderr, "%s: note: %s: %s\n", prog, ((const job *)user)->in, message);
+}
+
 static void *convert_worker(void *arg)
 {
     batch *b = arg;
@@ -392,11 +398,14 @@ static void *convert_worker(void *arg)
             } else if (!ctx) {
                 j->state = JOB_FAILED;
                 snprintf(j->error, sizeof j->error, "%s: out of memory", j->in);
-            } else if (lumos_convert_file(ctx, j->in, j->out, b->opt) == LUMOS_OK) {
-                j->state = JOB_OK;
             } else {
-                j->state = JOB_FAILED;
-                snprintf(j->error, sizeof j->error, "%s", lumos_last_error(ctx));
+                lumos_ctx_set_notice(ctx, print_notice, j);
+                if (lumos_convert_file(ctx, j->in, j->out, b->opt) == LUMOS_OK) {
+                    j->state = JOB_OK;
+                } else {
+                    j->state = JOB_FAILED;
+                    snprintf(j->error, sizeof j->error, "%s", lumos_last_error(ctx));
+                }
             }
         }
         pthread_mutex_lock(&b->lock);

@@ -1,5 +1,8 @@
 # The classical ISP against plain-C references (synthetic mosaics).
 lumos_test(test_isp SOURCES test_isp.c LABEL stage)
+# The same on the SSE4.1 fallback of the multi-target build.
+add_test(NAME test_isp_sse41 COMMAND test_isp --baseline)
+set_tests_properties(test_isp_sse41 PROPERTIES LABELS stage)
 
 # The real Canon EOS 30D CR2: metadata, file vs memory, vs LibRaw's rendering.
 lumos_test(test_cr2 SOURCES test_cr2.c LABEL stage ARGS ${LUMOS_CR2})

@@ -6,11 +6,16 @@
  *  - full-size mode on flat fields: every pixel equals the reference colour;
  *  - a saturated patch comes out neutral white (no magenta highlights);
  *  - any size works: 1×1, odd, just below and above the tile sizes;
- *  - thread count does not change a single output value. */
+ *  - thread count does not change a single output value;
+ *  - gray-world white balance makes a coloured flat field neutral.
+ * With --baseline the pipelines run their SSE4.1 fallback code (the run-time
+ * dispatch is told the CPU has no AVX2/FMA), so both paths are checked. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <HalideRuntime.h>
 
 #include "lumos.h"
 
@@ -290,6 +295,39 @@ static void test_threads_identical(void)
     free(m);
 }
 
+static void test_auto_wb(lumos_ctx *ctx)
+{
+    const int w = 200, h = 160;
+    uint16_t *m = malloc((size_t)w * h * 2);
+    lumos_raw_info in;
+    test_info(&in, LUMOS_CFA_GRBG);
+    const double level[3] = {700, 1900, 1100}; /* a cast the camera WB does not undo */
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            m[y * w + x] = (uint16_t)(level[site_color(in.cfa, x, y)] + in.black[(y & 1) * 2 + (x & 1)] +
+                                      (next_rand() % 41) - 20);
+    lumos_raw *raw = make_raw(ctx, m, w, h, &in);
+    lumos_isp_options o;
+    lumos_isp_options_init(&o);
+    o.wb = LUMOS_WB_AUTO;
+    o.camera_space = 1; /* the matrix would mix channels of a neutral anyway */
+    lumos_image img;
+    int rc = lumos_isp_classic(ctx, raw, &o, &img);
+    CHECK(rc == LUMOS_OK, "auto WB: %s", lumos_last_error(ctx));
+    if (rc == LUMOS_OK) {
+        double mean[3] = {0, 0, 0};
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < 3; c++) mean[c] += sample(&img, x, y, c) / (w * h);
+        printf("auto WB: mean R %.4f G %.4f B %.4f\n", mean[0], mean[1], mean[2]);
+        CHECK(fabs(mean[0] - mean[1]) < 0.01 && fabs(mean[2] - mean[1]) < 0.01,
+              "gray world left a cast: %.4f %.4f %.4f", mean[0], mean[1], mean[2]);
+        lumos_image_free(&img);
+    }
+    lumos_raw_free(raw);
+    free(m);
+}
+
 static void test_bad_options(lumos_ctx *ctx)
 {
     uint16_t m[64 * 64] = {0};
@@ -312,16 +350,32 @@ static void test_bad_options(lumos_ctx *ctx)
           "black above white accepted");
 }
 
-int main(void)
+static int feature_queries = 0;
+static int no_features(int count, const uint64_t *features)
 {
+    (void)count;
+    (void)features;
+    feature_queries++;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int baseline = argc > 1 && !strcmp(argv[1], "--baseline");
+    if (baseline) halide_set_custom_can_use_target_features(no_features);
     lumos_ctx *ctx = lumos_ctx_new();
     test_half_reference(ctx);
     test_flat_field(ctx);
     test_highlights(ctx);
     test_sizes(ctx);
     test_threads_identical();
+    test_auto_wb(ctx);
     test_bad_options(ctx);
     lumos_ctx_free(ctx);
+    if (baseline) {
+        printf("baseline path: %d feature queries answered 'none'\n", feature_queries);
+        CHECK(feature_queries > 0, "the run-time dispatch never asked: baseline not exercised");
+    }
     printf("%s\n", failures ? "FAILED" : "Success!");
     return failures ? 1 : 0;
 }
