@@ -12,18 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "lumos.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fputc('\n', stderr);                                          \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
 
 /* PSNR of two 8-bit RGB images of equal size, leaving out a border where
  * the two demosaics' edge handling differs. */

@@ -11,19 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "lumos.h"
 #include "tools/dng_writer.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fputc('\n', stderr);                                          \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
 
 enum { W = 320, H = 200 };
 static const float black[4] = {256, 256, 256, 256}, white = 16383, neutral[3] = {1, 1, 1};

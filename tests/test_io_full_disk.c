@@ -20,22 +20,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "lumos.h"
 
 #define FAILED 3 /* distinct from unshare(1)'s own failure, 1 */
 #define SKIP 77
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            failures++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-        }                                                                                  \
-    } while (0)
 
 /* Entries of dir other than keep ("" keeps nothing). */
 static int other_entries(const char *dir, const char *keep)

@@ -17,18 +17,9 @@
 
 #include <HalideRuntime.h>
 
+#include "check.h"
 #include "lumos.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fputc('\n', stderr);                                          \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
 
 static uint32_t rng = 12345;
 static uint32_t next_rand(void)
