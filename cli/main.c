@@ -50,6 +50,10 @@ static const char usage_convert[] =
     "  --no-overwrite         fail instead of replacing an existing output\n"
     "\n"
     "development:\n"
+    "  --isp classic|efficient|robust|rmfa-tiny\n"
+    "                         the classical ISP (default) or a learned one\n"
+    "  --weights FILE         a learned ISP's weights (safetensors, PyTorch state_dict\n"
+    "                         names); the options below apply to --isp classic only\n"
     "  --wb camera|auto|R,G,B white balance: as shot, gray world, or multipliers\n"
     "  --exposure EV          exposure change in stops; default 0 (no auto-brightening)\n"
     "  --tone T               tone-curve strength 0..1; default 0.5\n"
@@ -506,6 +510,14 @@ static int cmd_convert(int argc, char **argv)
             if (!strcmp(v, "srgb")) opt.isp.camera_space = 0;
             else if (!strcmp(v, "camera")) opt.isp.camera_space = 1;
             else die_usage("--space: 'srgb' or 'camera'");
+        } else if (is_option(argc, argv, &i, "--isp", NULL, &v)) {
+            if (!strcmp(v, "classic")) opt.kind = LUMOS_ISP_CLASSIC;
+            else if (!strcmp(v, "efficient")) opt.kind = LUMOS_ISP_EFFICIENT;
+            else if (!strcmp(v, "robust")) opt.kind = LUMOS_ISP_ROBUST;
+            else if (!strcmp(v, "rmfa-tiny")) opt.kind = LUMOS_ISP_RMFA_TINY;
+            else die_usage("--isp: classic, efficient, robust or rmfa-tiny");
+        } else if (is_option(argc, argv, &i, "--weights", NULL, &v)) {
+            opt.weights = v;
         } else if (is_option(argc, argv, &i, "--jobs", "-j", &v)) {
             jobs = parse_int("--jobs", v, 1, 256);
         } else if (is_option(argc, argv, &i, "--shard", NULL, &v)) {
@@ -526,6 +538,26 @@ static int cmd_convert(int argc, char **argv)
         }
     }
     if (!args.count) die_usage("convert: no input files");
+    if (opt.kind == LUMOS_ISP_CLASSIC && opt.weights)
+        die_usage("--weights needs a learned ISP (--isp efficient|robust|rmfa-tiny)");
+    lumos_isp_options defaults;
+    lumos_isp_options_init(&defaults);
+    defaults.bits = opt.isp.bits;
+    if (opt.kind != LUMOS_ISP_CLASSIC && memcmp(&defaults, &opt.isp, sizeof defaults))
+        die_usage("--wb, --exposure, --tone, --sharpen, --half, --linear and --space apply to "
+                  "--isp classic only");
+    /* A learned ISP's weights are read once, before any input. */
+    lumos_net *net = NULL;
+    if (opt.kind != LUMOS_ISP_CLASSIC) {
+        lumos_ctx *ctx = lumos_ctx_new();
+        if (!ctx || lumos_net_load(ctx, opt.kind, opt.weights, &net) != LUMOS_OK) {
+            fprintf(stderr, "%s: error: %s\n", prog, ctx ? lumos_last_error(ctx) : "out of memory");
+            lumos_ctx_free(ctx);
+            return EXIT_SOME_FAILED;
+        }
+        lumos_ctx_free(ctx);
+        opt.net = net;
+    }
 
     strlist inputs = {0}, rejected = {0};
     expand_inputs((int)args.count, args.items, &inputs, &rejected);
@@ -623,6 +655,7 @@ static int cmd_convert(int argc, char **argv)
     if (count == 0 && rejected.count == 0 && !quiet)
         fprintf(stderr, "%s: no RAW files in the inputs (shard %d/%d)\n", prog, shard_k, shard_n);
     free(jobs_list);
+    lumos_net_free(net);
     return failed ? EXIT_SOME_FAILED : EXIT_ALL_OK;
 }
 

@@ -182,6 +182,39 @@ LUMOS_API void lumos_isp_options_init(lumos_isp_options *opt);
 LUMOS_API lumos_status lumos_isp_classic(lumos_ctx *ctx, const lumos_raw *raw,
                                          const lumos_isp_options *opt, lumos_image *out);
 
+/* ----------------------------------------------------------- learned ISP */
+
+/* Which ISP develops a RAW. The learned ones are the lightweight networks of
+ * the unpaired smartphone-ISP method (EfficientISP 3,060 parameters,
+ * RobustISP 1,616, RMFA-Net tiny 29,223), run as fused Halide pipelines. */
+typedef enum lumos_isp_kind {
+    LUMOS_ISP_CLASSIC = 0,
+    LUMOS_ISP_EFFICIENT,
+    LUMOS_ISP_ROBUST,
+    LUMOS_ISP_RMFA_TINY
+} lumos_isp_kind;
+
+/* "classic", "efficient", "robust", "rmfa-tiny". */
+LUMOS_API const char *lumos_isp_name(lumos_isp_kind kind);
+
+typedef struct lumos_net lumos_net; /* a learned ISP and its weights */
+
+/* Loads a network's weights from a safetensors file holding exactly the
+ * tensors of the reference PyTorch module's state_dict() (names and shapes;
+ * float32, float16 or bfloat16). weights_path NULL asks for the shipped
+ * default, which fails with LUMOS_E_UNSUPPORTED while none ships. */
+LUMOS_API lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind,
+                                      const char *weights_path, lumos_net **out);
+LUMOS_API void lumos_net_free(lumos_net *net);
+
+/* Runs a learned ISP on a Bayer mosaic (a RAW file's or a caller's, see
+ * lumos_raw_from_mosaic), normalised with its black and white levels, any
+ * CFA pattern. *out: sRGB at `bits` (8 or 16), the mosaic's size, sensor
+ * orientation (see lumos_image_orient). A lumos_net may be used by several
+ * threads at once. */
+LUMOS_API lumos_status lumos_isp_learned(lumos_ctx *ctx, const lumos_net *net,
+                                         const lumos_raw *raw, int bits, lumos_image *out);
+
 /* ------------------------------------------------------------- image I/O */
 
 typedef enum lumos_format {
@@ -216,13 +249,17 @@ LUMOS_API lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_
 /* --------------------------------------------------------------- convert */
 
 typedef struct lumos_convert_options {
-    lumos_isp_options isp;
+    lumos_isp_options isp;    /* the classical ISP's options; .bits for every ISP */
     lumos_write_options write;
+    lumos_isp_kind kind;      /* default LUMOS_ISP_CLASSIC */
+    const char *weights;      /* learned ISPs: a safetensors file, NULL = default */
+    const lumos_net *net;     /* or a network already loaded (takes precedence) */
 } lumos_convert_options;
 
 LUMOS_API void lumos_convert_options_init(lumos_convert_options *opt);
 
-/* RAW file -> upright image file: open, classical ISP, orient, write. */
+/* RAW file -> upright image file: open, ISP (classical or learned), orient,
+ * write. */
 LUMOS_API lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path,
                                           const char *out_path, const lumos_convert_options *opt);
 

@@ -5,8 +5,10 @@
 
 void lumos_convert_options_init(lumos_convert_options *opt)
 {
+    memset(opt, 0, sizeof *opt);
     lumos_isp_options_init(&opt->isp);
     lumos_write_options_init(&opt->write);
+    opt->kind = LUMOS_ISP_CLASSIC;
 }
 
 lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path, const char *out_path,
@@ -24,11 +26,23 @@ lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path, const char 
         return lumos__fail(ctx, LUMOS_E_ARG, "%s: JPEG holds 8 bits only", out_path);
     wo.format = fmt;
 
+    /* A learned ISP's weights: given, or loaded (and checked) before the RAW. */
+    lumos_net *loaded = NULL;
+    const lumos_net *net = opt->net;
+    if (opt->kind != LUMOS_ISP_CLASSIC && !net) {
+        int rc = lumos_net_load(ctx, opt->kind, opt->weights, &loaded);
+        if (rc) return rc;
+        net = loaded;
+    }
     lumos_raw *raw = NULL;
     int rc = lumos_raw_open_file(ctx, in_path, &raw);
-    if (rc) return rc;
+    if (rc) {
+        lumos_net_free(loaded);
+        return rc;
+    }
     lumos_image img = {0};
-    rc = lumos_isp_classic(ctx, raw, &opt->isp, &img);
+    rc = opt->kind == LUMOS_ISP_CLASSIC ? lumos_isp_classic(ctx, raw, &opt->isp, &img)
+                                        : lumos_isp_learned(ctx, net, raw, opt->isp.bits, &img);
     if (rc == LUMOS_OK) rc = lumos_image_orient(ctx, &img, lumos_raw_get_info(raw)->orientation);
     if (rc == LUMOS_OK) {
         if (!wo.exif) wo.exif = &lumos_raw_get_info(raw)->exif;
@@ -41,5 +55,6 @@ lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path, const char 
     }
     lumos_image_free(&img);
     lumos_raw_free(raw);
+    lumos_net_free(loaded);
     return rc;
 }

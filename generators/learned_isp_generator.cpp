@@ -1,0 +1,281 @@
+// learned_isp_generator.cpp — the lightweight learned ISPs: Bayer mosaic -> sRGB.
+//
+// GeneratorParam `net` picks EfficientISP, RobustISP or RMFA-Net tiny, each
+// written once with the layer vocabulary of layers.h, with the parameters of
+// isp_nets.def in one flat buffer.
+//
+// Input, as the reference networks take it, for an RGGB mosaic:
+//   efficient / robust: 4 channels at half resolution, packed
+//     ch0 = raw[2y+1][2x+1], ch1 = raw[2y][2x+1], ch2 = raw[2y][2x],
+//     ch3 = raw[2y+1][2x], each (raw - black[site]) / (white - black[site]);
+//   rmfa: 3 channels at full resolution, each sample max(raw - black, 0) /
+//     (white - black) at its own colour's plane, 1.0 elsewhere.
+// Other Bayer patterns are shifted to RGGB first: with (cfa_x, cfa_y) as in
+// the classical ISP, the networks run in coordinates u = x + cfa_x,
+// v = y + cfa_y, where red sits at even (u, v); samples outside the mosaic
+// come from a parity-keeping mirror.
+//
+// RMFA's channel attention pools each block's fused features over the whole
+// image. Rather than keep a full-size 16-channel map, the network runs in
+// passes (GeneratorParam `pass`): pass b < 2 outputs per-tile sums and
+// maxima of block b's fused features, given the pooled statistics of the
+// blocks before it (stages/learned_isp.c reduces the tiles); pass 2 runs the
+// whole network with every block's statistics.
+
+#include "Halide.h"
+#include "layers.h"
+
+namespace {
+
+using namespace Halide;
+using lumos::Map;
+using lumos::NetBuilder;
+
+enum class Net { Efficient, Robust, Rmfa };
+
+class LearnedIsp : public Generator<LearnedIsp> {
+public:
+    GeneratorParam<Net> net{"net", Net::Efficient,
+                            {{"efficient", Net::Efficient}, {"robust", Net::Robust}, {"rmfa", Net::Rmfa}}};
+    GeneratorParam<int> pass{"pass", 2};  // rmfa only: 0, 1 statistics; 2 the image
+
+    Input<Buffer<uint16_t>> raw{"raw", 2};
+    Input<int> cfa_x{"cfa_x"};
+    Input<int> cfa_y{"cfa_y"};
+    Input<Buffer<float>> black{"black", 2};   // [2][2] per site, indexed (x & 1, y & 1)
+    Input<Buffer<float>> scale{"scale", 2};   // [2][2]: 1 / (white - black)
+    Input<Buffer<float>> weights{"weights", 1};
+    Input<Buffer<float>> stats{"stats", 3};   // rmfa: (channel, 0 mean | 1 max, block)
+    Output<Buffer<>> output{"output", 3};     // image: (x, y, c), c innermost;
+                                              // statistics: (c, tile_x, tile_y) sums, then maxima in c + 16
+
+    Var x{"x"}, y{"y"}, c{"c"};
+
+    void generate() {
+        const std::string name = net == Net::Efficient ? "efficient" : net == Net::Robust ? "robust" : "rmfa";
+        NetBuilder b(weights, name);
+        Expr W = raw.width(), H = raw.height();
+
+        // The normalised mosaic in network coordinates (u, v).
+        Func norm{"norm"};
+        {
+            Func mirrored = BoundaryConditions::mirror_interior(raw, {{0, W}, {0, H}});
+            Var u{"u"}, v{"v"};
+            Expr sx = u - cfa_x, sy = v - cfa_y;
+            auto site = [&](const Input<Buffer<float>> &t) {
+                return select((sy & 1) == 0, select((sx & 1) == 0, t(0, 0), t(1, 0)),
+                              select((sx & 1) == 0, t(0, 1), t(1, 1)));
+            };
+            norm(u, v) = (cast<float>(mirrored(sx, sy)) - site(black)) * site(scale);
+        }
+
+        Map result;
+        Var ch = b.c, u = b.x, v = b.y;
+        if (net != Net::Rmfa) {
+            Func packed{"packed"};
+            packed(ch, u, v) = mux(ch, {norm(2 * u + 1, 2 * v + 1), norm(2 * u + 1, 2 * v),
+                                        norm(2 * u, 2 * v), norm(2 * u, 2 * v + 1)});
+            Map in{packed, 4, (W + cfa_x + 1) / 2, (H + cfa_y + 1) / 2};
+            result = net == Net::Efficient ? efficient_isp(b, in) : robust_isp(b, in);
+            b.finish();
+        } else {
+            Func split{"split"};
+            Expr s = max(norm(u, v), 0.f);
+            Expr ue = (u & 1) == 0, ve = (v & 1) == 0;
+            split(ch, u, v) = mux(ch, {select(ue && ve, s, 1.f), select(ue != ve, s, 1.f),
+                                       select(!ue && !ve, s, 1.f)});
+            Map in{split, 3, W + cfa_x, H + cfa_y};
+            Map fused;
+            result = rmfa_tiny(b, in, pass, fused);
+            if (pass < 2) {
+                statistics(fused);
+                schedule_net(b, true);
+                return;
+            }
+            b.finish();
+        }
+
+        Type t = output.type();
+        Expr value = result.f(c, x + cfa_x, y + cfa_y);
+        if (t.is_float()) {
+            output(x, y, c) = value;  // the network's own output, for tests
+        } else {
+            float top = t.bits() == 8 ? 255.f : 65535.f;
+            output(x, y, c) = cast(t, clamp(value, 0.f, 1.f) * top + 0.5f);
+        }
+        output.dim(0).set_stride(3);
+        output.dim(2).set_stride(1).set_bounds(0, 3);
+        schedule_net(b, false);
+    }
+
+private:
+    // ------------------------------------------------------------ networks
+
+    static Map efficient_isp(NetBuilder &b, Map x) {
+        x = b.tanh(b.conv2d(x, "conv1", 12, 3));
+        x = b.relu(b.conv2d(x, "conv2", 12, 3));
+        x = b.relu(b.conv2d(x, "conv3", 12, 3));
+        return b.pixel_shuffle(x, 2);
+    }
+
+    static Map robust_isp(NetBuilder &b, Map x) {
+        x = b.tanh(b.conv2d(x, "conv1", 16, 3));
+        x = b.relu(b.conv2d(x, "conv2", 4, 3));
+        x = b.relu(b.conv2d(x, "conv3", 12, 3));
+        return b.pixel_shuffle(x, 2);
+    }
+
+    // Texture (1×1 ∥ 3×3 convs) and tone mapping (a two-level illumination
+    // pyramid subtracted from the input), fused by a 3×3 conv.
+    static Map rmfa_fused(NetBuilder &b, const Map &x, const std::string &p) {
+        // (One statement per layer: the builder takes tensors in file order.)
+        Map high = b.relu(b.conv2d(x, p + "texture_module.high_freq.0", 8, 1));
+        Map low = b.relu(b.conv2d(x, p + "texture_module.low_freq.0", 8, 3));
+        Map texture = b.concat(high, low);
+        Map x1 = b.relu(b.conv2d(b.avg_pool2(x), p + "tone_mapping.level1.1", 16, 3));
+        Map x2 = b.relu(b.conv2d(b.avg_pool2(x1), p + "tone_mapping.level2.1", 16, 3));
+        Map x3 = b.relu(b.conv2d(x2, p + "tone_mapping.level3.0", 16, 3));
+        // Upsample(×2) of x3 has x1's size whenever the reference can add them.
+        Map combined = b.add(x1, b.resize_bilinear(x3, x1.width, x1.height));
+        Map up = b.resize_bilinear(combined, 2 * x1.width, 2 * x1.height);
+        // The reference interpolates again to x's size when ×2 missed it; at
+        // equal sizes this resize is the identity.
+        Map illumination = b.resize_bilinear(up, x.width, x.height);
+        Map tone = b.sub(x, illumination);
+        return b.relu(b.conv2d(b.concat(texture, tone), p + "fusion.0", 16, 3));
+    }
+
+    // RMFANet(num_blocks=2, width=16). Stops at block `stop`'s fused
+    // features (returned in `fused`) when stop < 2.
+    Map rmfa_tiny(NetBuilder &b, Map x, int stop, Map &fused) {
+        x = b.conv2d(x, "input_module.0", 16, 3);
+        x = b.tanh(b.conv2d(x, "input_module.1", 16, 3));
+        for (int i = 0; i < 2; i++) {
+            const std::string p = "rmfa_blocks." + std::to_string(i) + ".";
+            fused = rmfa_fused(b, x, p);
+            if (i == stop) return x;
+            Func mean{"mean" + std::to_string(i)}, mx{"max" + std::to_string(i)};
+            mean(c) = stats(c, 0, i);
+            mx(c) = stats(c, 1, i);
+            Map att = b.channel_attention(fused, p + "channel_attention", 16, mean, mx);
+            x = b.add(b.spatial_attention(att, p + "spatial_attention", 7), x);
+        }
+        return b.sigmoid(b.conv2d(x, "output_module.0", 3, 3));
+    }
+
+    // Per-tile sums (channels 0..15) and maxima (16..31) of `fused` over its
+    // domain, tiles of kStatTile².
+    static constexpr int kStatTile = 64;
+    void statistics(const Map &fused) {
+        RDom r(0, kStatTile, 0, kStatTile);
+        Expr fx = x * kStatTile + r.x, fy = y * kStatTile + r.y;
+        r.where(fx < fused.width && fy < fused.height);
+        Func sums{"sums"}, maxima{"maxima"};
+        sums(c, x, y) = 0.f;
+        sums(c, x, y) += fused.f(c, fx, fy);
+        maxima(c, x, y) = Float(32).min();
+        maxima(c, x, y) = max(maxima(c, x, y), fused.f(c, fx, fy));
+        output(c, x, y) = select(c < 16, sums(min(c, 15), x, y), maxima(max(c - 16, 0), x, y));
+        output.dim(0).set_bounds(0, 32);
+        stat_funcs = {sums, maxima};
+    }
+
+    // ------------------------------------------------------------ schedule
+
+    void schedule_net(NetBuilder &b, bool stats_pass) {
+        raw.dim(0).set_min(0);
+        raw.dim(1).set_min(0);
+        black.dim(0).set_bounds(0, 2).dim(1).set_bounds(0, 2);
+        scale.dim(0).set_bounds(0, 2).dim(1).set_bounds(0, 2);
+        raw.set_estimates({{0, 4000}, {0, 3000}});
+        black.set_estimates({{0, 2}, {0, 2}});
+        scale.set_estimates({{0, 2}, {0, 2}});
+        int64_t n = NetBuilder::flat_size(net == Net::Efficient ? "efficient" : net == Net::Robust ? "robust" : "rmfa");
+        weights.dim(0).set_bounds(0, (int)n);
+        weights.set_estimates({{0, (int)n}});
+        stats.set_estimates({{0, 16}, {0, 2}, {0, 2}});
+        cfa_x.set_estimate(0);
+        cfa_y.set_estimate(0);
+        if (stats_pass) {
+            output.set_estimates({{0, 32}, {0, 63}, {0, 47}});
+        } else {
+            output.set_estimates({{0, 4000}, {0, 3000}, {0, 3}});
+        }
+        if (get_auto_schedule()) return;
+
+        const int vec = natural_vector_size<float>();
+        // Weights and attention scales: tiny, computed once per call.
+        for (Func f : b.weights()) f.compute_root();
+
+        // Every conv is computed per output tile, over the tile plus the
+        // apron its consumers need. Inside, a conv is evaluated in blocks of
+        // `px` pixels × all its channels, channels vectorised: the block's
+        // accumulators live in registers while the taps stream past.
+        Var xo{"xo"}, yo{"yo"}, xi{"xi"}, yi{"yi"}, tile{"tile"};
+        LoopLevel at;
+        if (stats_pass) {
+            output.compute_root().parallel(y);
+            for (Func f : stat_funcs) {
+                f.compute_at(output, x);
+                f.update().reorder(c, r_x(f), r_y(f)).vectorize(c, vec);
+                f.vectorize(c, vec);
+            }
+            // Both reductions read the same fused map: compute it once per tile.
+            at = LoopLevel(output, x);
+        } else {
+            output.reorder(c, x, y).unroll(c);
+            output.tile(x, y, xo, yo, xi, yi, 128, 64, TailStrategy::RoundUp)
+                .fuse(xo, yo, tile)
+                .parallel(tile)
+                .vectorize(xi, vec);
+            at = LoopLevel(output, tile);
+        }
+        // Per conv, two tile-sized buffers: its zero-padded input (whatever
+        // inline chain feeds it is evaluated once per value) and its output
+        // (activated where an activation follows directly). The conv itself
+        // is evaluated in blocks of `px` pixels × all output channels, the
+        // channels one vector: the block's accumulators stay in registers
+        // while the taps stream past (16 channels × 6 pixels = 12 ymm).
+        // A conv with fewer than 3 outputs (spatial attention) vectorises
+        // over pixels instead.
+        const int px = 6;
+        for (size_t i = 0; i < b.convs().size(); i++) {
+            Func conv = b.convs()[i], input = b.conv_inputs()[i];
+            const int cin = b.conv_channels()[i].first, cout = b.conv_channels()[i].second;
+            input.compute_at(at).bound(c, 0, cin);
+            if (cin >= 3) input.vectorize(c, cin);
+            else input.vectorize(x, vec, TailStrategy::GuardWithIf);
+
+            Func tiled = b.activation_of(conv);
+            if (!tiled.defined()) tiled = conv.in();
+            tiled.compute_at(at).bound(c, 0, cout);
+            conv.bound(c, 0, cout);
+            Var bx{"bx"}, bi{"bi"};
+            if (cout >= 3) {
+                tiled.split(x, bx, bi, px, TailStrategy::ShiftInwards).reorder(c, bi, bx, y).vectorize(c, cout);
+                conv.compute_at(tiled, bx).vectorize(c, cout).unroll(x);
+                conv.update()
+                    .reorder(c, x, r_x(conv), r_y(conv), r_z(conv))
+                    .vectorize(c, cout)
+                    .unroll(x);
+            } else {
+                tiled.split(x, bx, bi, vec, TailStrategy::ShiftInwards).reorder(c, bi, bx, y).vectorize(bi);
+                conv.compute_at(tiled, bx).vectorize(x);
+                conv.update().reorder(c, x, r_x(conv), r_y(conv), r_z(conv)).vectorize(x);
+            }
+        }
+        for (Func f : b.resamples()) f.compute_at(at).vectorize(c, vec, TailStrategy::GuardWithIf);
+        for (Func f : b.pointwise_maps()) f.compute_at(at).vectorize(x, vec);
+    }
+
+    // The RDom variables of a Func's first update, by position.
+    static RVar r_x(Func f) { return f.rvars(0)[0]; }
+    static RVar r_y(Func f) { return f.rvars(0)[1]; }
+    static RVar r_z(Func f) { return f.rvars(0)[2]; }
+
+    std::vector<Func> stat_funcs;
+};
+
+}  // namespace
+
+HALIDE_REGISTER_GENERATOR(LearnedIsp, learned_isp)

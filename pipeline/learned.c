@@ -1,0 +1,165 @@
+/* learned.c — lumos_net: a learned ISP's weights, and running it on a RAW. */
+#include "pipeline/learned.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/raw_internal.h"
+#include "io/weights.h"
+#include "pipeline/context.h"
+#include "stages/learned_isp.h"
+
+struct lumos_net {
+    lumos_isp_kind kind;
+    float *flat;  /* isp_nets.def order */
+    size_t count;
+};
+
+const char *lumos_isp_name(lumos_isp_kind kind)
+{
+    switch (kind) {
+    case LUMOS_ISP_CLASSIC: return "classic";
+    case LUMOS_ISP_EFFICIENT: return "efficient";
+    case LUMOS_ISP_ROBUST: return "robust";
+    case LUMOS_ISP_RMFA_TINY: return "rmfa-tiny";
+    default: return "unknown";
+    }
+}
+
+static int is_learned(lumos_isp_kind kind)
+{
+    return kind == LUMOS_ISP_EFFICIENT || kind == LUMOS_ISP_ROBUST || kind == LUMOS_ISP_RMFA_TINY;
+}
+
+int lumos__net_from_flat(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat, size_t count,
+                         lumos_net **out)
+{
+    *out = NULL;
+    if (!is_learned(kind)) return lumos__fail(ctx, LUMOS_E_ARG, "not a learned ISP: %d", kind);
+    if (count != lumos__learned_weight_count(kind))
+        return lumos__fail(ctx, LUMOS_E_ARG, "%s needs %zu weights, not %zu", lumos_isp_name(kind),
+                           lumos__learned_weight_count(kind), count);
+    lumos_net *net = calloc(1, sizeof *net);
+    float *copy = malloc(count * sizeof *copy);
+    if (!net || !copy) {
+        free(net);
+        free(copy);
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "out of memory");
+    }
+    memcpy(copy, flat, count * sizeof *copy);
+    net->kind = kind;
+    net->flat = copy;
+    net->count = count;
+    *out = net;
+    return LUMOS_OK;
+}
+
+lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind, const char *weights_path,
+                            lumos_net **out)
+{
+    if (!out) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_net_load: NULL argument");
+    *out = NULL;
+    if (!is_learned(kind)) return lumos__fail(ctx, LUMOS_E_ARG, "not a learned ISP: %d", kind);
+    if (!weights_path)
+        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
+                           "no default weights for the %s ISP ship yet (they come with the "
+                           "training path); give a safetensors file (--weights FILE)",
+                           lumos_isp_name(kind));
+    lumos__weights *w = NULL;
+    int rc = lumos__weights_open(ctx, weights_path, &w);
+    if (rc) return rc;
+
+    /* Exactly the reference state_dict: every tensor, nothing else. */
+    size_t ntensors = 0;
+    while (lumos__learned_tensor(kind, ntensors)) ntensors++;
+    size_t count = lumos__learned_weight_count(kind);
+    float *flat = malloc(count * sizeof *flat);
+    if (!flat) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", weights_path);
+    size_t at = 0;
+    for (size_t i = 0; rc == LUMOS_OK && i < ntensors; i++) {
+        const lumos__tensor_spec *t = lumos__learned_tensor(kind, i);
+        const float *data = NULL;
+        rc = lumos__weights_get(ctx, w, t->name, t->ndim, t->shape, &data);
+        if (rc) break;
+        size_t e = 1;
+        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
+        memcpy(flat + at, data, e * sizeof *flat);
+        at += e;
+    }
+    for (size_t i = 0; rc == LUMOS_OK && i < lumos__weights_count(w); i++) {
+        const char *name = lumos__weights_name(w, i);
+        int known = 0;
+        for (size_t k = 0; k < ntensors && !known; k++)
+            known = !strcmp(name, lumos__learned_tensor(kind, k)->name);
+        if (!known)
+            rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: tensor '%s' is not part of the %s ISP",
+                             weights_path, name, lumos_isp_name(kind));
+    }
+    lumos__weights_free(w);
+    if (rc == LUMOS_OK) rc = lumos__net_from_flat(ctx, kind, flat, count, out);
+    free(flat);
+    return rc;
+}
+
+void lumos_net_free(lumos_net *net)
+{
+    if (!net) return;
+    free(net->flat);
+    free(net);
+}
+
+/* The mosaic and its levels as the pipelines take them. */
+static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int bits, void **data,
+               size_t *row)
+{
+    if (!net || !raw) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_isp_learned: NULL argument");
+    const lumos_raw_info *in = &raw->info;
+    if (!in->is_bayer || !raw->mosaic)
+        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
+                           "the %s ISP needs a 2x2 Bayer mosaic; this sensor has none",
+                           lumos_isp_name(net->kind));
+    float black[4], scale[4];
+    for (int s = 0; s < 4; s++) {
+        float range = in->white - in->black[s];
+        if (!(range > 0))
+            return lumos__fail(ctx, LUMOS_E_FORMAT, "white level %g is not above black %g",
+                               in->white, in->black[s]);
+        black[s] = in->black[s];
+        scale[s] = 1.f / range;
+    }
+    int cfa_x, cfa_y;
+    lumos__cfa_offsets(in->cfa, &cfa_x, &cfa_y);
+    return lumos__stage_learned(ctx, net->kind, net->flat, raw->mosaic, in->width, in->height,
+                                raw->stride, cfa_x, cfa_y, black, scale, bits, data, row);
+}
+
+lumos_status lumos_isp_learned(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int bits,
+                               lumos_image *out)
+{
+    if (!out) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_isp_learned: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (bits != 8 && bits != 16) return lumos__fail(ctx, LUMOS_E_ARG, "bits must be 8 or 16");
+    void *data = NULL;
+    size_t row = 0;
+    int rc = run(ctx, net, raw, bits, &data, &row);
+    if (rc) return rc;
+    out->width = raw->info.width;
+    out->height = raw->info.height;
+    out->channels = 3;
+    out->bits = bits;
+    out->stride = row;
+    out->data = data;
+    out->space = LUMOS_SPACE_SRGB;
+    return LUMOS_OK;
+}
+
+int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float **out,
+                           size_t *row_floats)
+{
+    void *data = NULL;
+    size_t row = 0;
+    int rc = run(ctx, net, raw, 32, &data, &row);
+    *out = data;
+    *row_floats = row / sizeof(float);
+    return rc;
+}
