@@ -1,7 +1,6 @@
 # The plain-C reference of the lightweight ISP nets (tests/ref/isp_nets_ref.c)
 # against our PyTorch modules (tests/torch/isp_nets.py) on random weights.
 # Skips (77) when LUMOS_PYTHON cannot import torch.
-set(LUMOS_PYTHON /usr/bin/python3 CACHE FILEPATH "a Python 3 with torch (Debian's python3-torch)")
 lumos_test(test_ref_nets SOURCES test_ref_nets.c ref/isp_nets_ref.c ref/st_min.c LABEL unit
            ARGS ${LUMOS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/torch/isp_nets.py)
 target_link_libraries(test_ref_nets PRIVATE m)

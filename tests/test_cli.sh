@@ -1,9 +1,9 @@
 #!/bin/bash
-# test_cli.sh LUMOS CR2 — the command line as a script would use it: bad
-# inputs, batches that go on past them, exit codes, shards, and never a
-# partial output or a touched input.
+# test_cli.sh LUMOS CR2 [PYTHON ISP_NETS_PY] — the command line as a script
+# would use it: bad inputs, batches that go on past them, exit codes, shards,
+# learned ISPs and their weights, and never a partial output or a touched input.
 set -u
-LUMOS=$1 CR2=$2
+LUMOS=$1 CR2=$2 PYTHON=${3:-/usr/bin/python3} NETS_PY=${4:-}
 [ -r "$CR2" ] || { echo "[SKIP] $CR2 not found (install rawtran-doc)"; exit 77; }
 T=$(mktemp -d /tmp/lumos-cli.XXXXXX)
 cleanup() { umount "$T/full" 2>/dev/null; rm -rf "$T"; }
@@ -111,6 +111,29 @@ expect 0 "overwrite" -- "$LUMOS" convert "$T/many/img1.CR2" --half -o "$T/sh/img
 [ "$(stat -c %Y "$T/sh/img1.jpg")" -gt 1000000000 ] || fail "the output was not replaced"
 expect 0 "quoted glob, jobs 2" -- "$LUMOS" convert "$T/many/img[24].CR2" --half -j 2 -o "$T/glob"
 [ "$(ls "$T/glob" | tr '\n' ' ')" = "img2.jpg img4.jpg " ] || fail "glob: $(ls "$T/glob")"
+no_partials "$T"
+
+# ---- learned ISPs: weights required, checked, and then a real conversion
+expect 1 "learned ISP without weights" -- "$LUMOS" convert "$CR2" --isp efficient -o "$T/l.jpg"
+grep -q "no default weights" "$T/err" || fail "missing default weights not said: $(cat "$T/err")"
+expect 2 "classic options with a learned ISP" -- "$LUMOS" convert "$CR2" --isp robust --wb auto -o "$T/l.jpg"
+expect 2 "weights for the classic ISP" -- "$LUMOS" convert "$CR2" --weights x.safetensors -o "$T/l.jpg"
+expect 2 "unknown ISP" -- "$LUMOS" convert "$CR2" --isp fancy -o "$T/l.jpg"
+head -c 5000 /dev/urandom >"$T/junk.safetensors"
+expect 1 "damaged weights" -- "$LUMOS" convert "$CR2" --isp efficient --weights "$T/junk.safetensors" -o "$T/l.jpg"
+grep -q "junk.safetensors" "$T/err" || fail "damaged weights: file not named: $(cat "$T/err")"
+[ ! -e "$T/l.jpg" ] || fail "a learned-ISP failure wrote an output"
+if [ -n "$NETS_PY" ] && "$PYTHON" -c 'import torch' 2>/dev/null; then
+    "$PYTHON" "$NETS_PY" make efficient "$T/eff" --width 8 --height 8 --seed 1 >/dev/null ||
+        fail "isp_nets.py make failed"
+    expect 1 "weights of another network" -- "$LUMOS" convert "$CR2" --isp robust --weights "$T/eff/weights.safetensors" -o "$T/l.jpg"
+    grep -q "shape" "$T/err" || fail "wrong network's weights: $(cat "$T/err")"
+    expect 0 "learned ISP" -- "$LUMOS" convert "$CR2" --isp efficient --weights "$T/eff/weights.safetensors" -o "$T/l.png" --bits 16
+    [ "$(od -An -tu1 -j16 -N8 "$T/l.png" | tr -s ' ')" = " 0 0 13 194 0 0 9 44" ] ||
+        fail "learned ISP output is not 3522x2348: $(od -An -tu1 -j16 -N8 "$T/l.png")"
+else
+    echo "note: no torch here; the learned ISP's CLI run is left to test_learned"
+fi
 no_partials "$T"
 
 [ "$before" = "$(sha256sum "$CR2" | cut -d' ' -f1)" ] || fail "the input CR2 changed"
