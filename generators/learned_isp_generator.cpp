@@ -164,11 +164,11 @@ private:
     }
 
     // Per-tile sums (channels 0..15) and maxima (16..31) of `fused` over its
-    // domain, tiles of kStatTile².
-    static constexpr int kStatTile = 64;
+    // domain, in tiles as large as the image pass's.
+    static constexpr int kRmfaTileW = 256, kRmfaTileH = 128;
     void statistics(const Map &fused) {
-        RDom r(0, kStatTile, 0, kStatTile);
-        Expr fx = x * kStatTile + r.x, fy = y * kStatTile + r.y;
+        RDom r(0, kRmfaTileW, 0, kRmfaTileH);
+        Expr fx = x * kRmfaTileW + r.x, fy = y * kRmfaTileH + r.y;
         r.where(fx < fused.width && fy < fused.height);
         Func sums{"sums"}, maxima{"maxima"};
         sums(c, x, y) = 0.f;
@@ -212,24 +212,33 @@ private:
         // `px` pixels × all its channels, channels vectorised: the block's
         // accumulators live in registers while the taps stream past.
         Var xo{"xo"}, yo{"yo"}, xi{"xi"}, yi{"yi"}, tile{"tile"};
-        LoopLevel at;
+        // Where the layers are stored and computed: per output tile, every
+        // layer over the tile plus the apron its consumers need. The packed
+        // nets' apron is a few pixels; RMFA's is ~45 pixels each side (two
+        // pyramids and a 7×7 attention per block), so it gets larger tiles
+        // (256×128: 2.3× recomputation at the first layers, against 3.9× at
+        // 128×64). A sliding-window schedule (rows computed once) took Halide
+        // over 5 minutes per variant to compile, so it is not used.
+        // 2026-12-01, Zen 3, 2 threads, 4000×3000: see the README benchmark.
+        LoopLevel store, compute;
         if (stats_pass) {
-            output.compute_root().parallel(y);
+            output.compute_root().reorder(c, x, y).parallel(y);
             for (Func f : stat_funcs) {
                 f.compute_at(output, x);
-                f.update().reorder(c, r_x(f), r_y(f)).vectorize(c, vec);
+                f.update().reorder(c, f.rvars(0)[0], f.rvars(0)[1]).vectorize(c, vec);
                 f.vectorize(c, vec);
             }
-            // Both reductions read the same fused map: compute it once per tile.
-            at = LoopLevel(output, x);
+            store = compute = LoopLevel(output, x);
         } else {
+            const int tw = net == Net::Rmfa ? kRmfaTileW : 128, th = net == Net::Rmfa ? kRmfaTileH : 64;
             output.reorder(c, x, y).unroll(c);
-            output.tile(x, y, xo, yo, xi, yi, 128, 64, TailStrategy::RoundUp)
+            output.tile(x, y, xo, yo, xi, yi, tw, th, TailStrategy::RoundUp)
                 .fuse(xo, yo, tile)
                 .parallel(tile)
                 .vectorize(xi, vec);
-            at = LoopLevel(output, tile);
+            store = compute = LoopLevel(output, tile);
         }
+        auto place = [&](Func f) { f.store_at(store).compute_at(compute); };
         // Per conv, two tile-sized buffers: its zero-padded input (whatever
         // inline chain feeds it is evaluated once per value) and its output
         // (activated where an activation follows directly). The conv itself
@@ -242,13 +251,15 @@ private:
         for (size_t i = 0; i < b.convs().size(); i++) {
             Func conv = b.convs()[i], input = b.conv_inputs()[i];
             const int cin = b.conv_channels()[i].first, cout = b.conv_channels()[i].second;
-            input.compute_at(at).bound(c, 0, cin);
+            place(input);
+            input.bound(c, 0, cin);
             if (cin >= 3) input.vectorize(c, cin);
             else input.vectorize(x, vec, TailStrategy::GuardWithIf);
 
             Func tiled = b.activation_of(conv);
             if (!tiled.defined()) tiled = conv.in();
-            tiled.compute_at(at).bound(c, 0, cout);
+            place(tiled);
+            tiled.bound(c, 0, cout);
             conv.bound(c, 0, cout);
             Var bx{"bx"}, bi{"bi"};
             if (cout >= 3) {
@@ -264,8 +275,14 @@ private:
                 conv.update().reorder(c, x, r_x(conv), r_y(conv), r_z(conv)).vectorize(x);
             }
         }
-        for (Func f : b.resamples()) f.compute_at(at).vectorize(c, vec, TailStrategy::GuardWithIf);
-        for (Func f : b.pointwise_maps()) f.compute_at(at).vectorize(x, vec);
+        for (Func f : b.resamples()) {
+            place(f);
+            f.vectorize(c, vec, TailStrategy::GuardWithIf);
+        }
+        for (Func f : b.pointwise_maps()) {
+            place(f);
+            f.vectorize(x, vec);
+        }
     }
 
     // The RDom variables of a Func's first update, by position.

@@ -70,8 +70,9 @@ static net_fn image_pass(lumos_isp_kind kind, int bits)
     return table[kind - LUMOS_ISP_EFFICIENT][bits == 8 ? 0 : bits == 16 ? 1 : 2];
 }
 
-/* The generator's tiles: 128×64 output pixels; statistics tiles 64×64. */
-enum { TILE_W = 128, TILE_H = 64, STAT_TILE = 64, CHANNELS = 16 };
+/* The generator's tiles: 128×64 output pixels, RMFA's 256×128 (its
+ * statistics too). */
+enum { TILE_W = 128, TILE_H = 64, RMFA_TILE_W = 256, RMFA_TILE_H = 128, CHANNELS = 16 };
 static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 typedef struct {
@@ -113,7 +114,7 @@ static int rmfa_statistics(lumos_ctx *ctx, inputs *in, int pass, int cfa_x, int 
                            int height)
 {
     int fw = width + cfa_x, fh = height + cfa_y; /* the network's domain */
-    int tx = (fw + STAT_TILE - 1) / STAT_TILE, ty = (fh + STAT_TILE - 1) / STAT_TILE;
+    int tx = (fw + RMFA_TILE_W - 1) / RMFA_TILE_W, ty = (fh + RMFA_TILE_H - 1) / RMFA_TILE_H;
     float *partial = malloc((size_t)2 * CHANNELS * tx * ty * sizeof *partial);
     if (!partial) return lumos__fail(ctx, LUMOS_E_NOMEM, "RMFA statistics: out of memory");
     const struct halide_type_t f32 = {halide_type_float, 32, 1};
@@ -182,7 +183,9 @@ int lumos__stage_learned(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
             rc = rmfa_statistics(ctx, &in, pass, cfa_x, cfa_y, rw, rh);
 
     /* Output capacity rounded up to whole tiles (the schedule's RoundUp). */
-    int cap_w = round_up(width, TILE_W), cap_h = round_up(height, TILE_H), bytes = bits / 8;
+    int rmfa = kind == LUMOS_ISP_RMFA_TINY;
+    int cap_w = round_up(width, rmfa ? RMFA_TILE_W : TILE_W);
+    int cap_h = round_up(height, rmfa ? RMFA_TILE_H : TILE_H), bytes = bits / 8;
     size_t row = (size_t)cap_w * 3 * (size_t)bytes;
     void *pixels = rc == LUMOS_OK ? calloc((size_t)cap_h, row) : NULL;
     if (rc == LUMOS_OK && !pixels) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "learned ISP: out of memory");

@@ -1,0 +1,57 @@
+// ort_runner.js — times an ONNX model in onnxruntime-node for
+// bench/learned_speed.py (which installs onnxruntime-node, see README.md).
+//
+//   node ort_runner.js MODEL INPUT.f32 C H W RUNS THREADS OUT.f32
+//
+// INPUT: float32 little-endian, NCHW (1, C, H, W), the network's packed or
+// split input. Session: intraOpNumThreads THREADS, interOpNumThreads 1,
+// sequential execution, graphOptimizationLevel 'all', CPU provider.
+// One untimed warm-up run, then RUNS timed session.run() calls, each printed
+// as "time_s SECONDS". OUT gets the last output as float32 NCHW.
+'use strict';
+const fs = require('fs');
+const ort = require('onnxruntime-node');
+
+async function main() {
+  const a = process.argv.slice(2);
+  if (a.length !== 8) {
+    console.error('usage: node ort_runner.js MODEL INPUT.f32 C H W RUNS THREADS OUT.f32');
+    process.exit(2);
+  }
+  const [model, input, c, h, w, runs, threads, out] =
+      [a[0], a[1], +a[2], +a[3], +a[4], +a[5], +a[6], a[7]];
+  const buf = fs.readFileSync(input);
+  const n = c * h * w;
+  if (buf.length !== n * 4) {
+    throw new Error(`${input}: ${buf.length} bytes, expected ${n * 4}`);
+  }
+  // A view when the buffer is 4-byte aligned (a fresh large read is), else a copy.
+  const data = buf.byteOffset % 4 === 0
+      ? new Float32Array(buf.buffer, buf.byteOffset, n)
+      : new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + n * 4));
+  const session = await ort.InferenceSession.create(model, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  const feeds = {[session.inputNames[0]]: new ort.Tensor('float32', data, [1, c, h, w])};
+  const outName = session.outputNames[0];
+  let res = await session.run(feeds);  // warm-up
+  for (let r = 0; r < runs; r++) {
+    res = null;
+    const t0 = process.hrtime.bigint();
+    res = await session.run(feeds);
+    const t1 = process.hrtime.bigint();
+    console.log(`time_s ${(Number(t1 - t0) / 1e9).toFixed(6)}`);
+  }
+  const o = res[outName];
+  console.log(`output_dims ${o.dims.join(' ')}`);
+  fs.writeFileSync(out, Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength));
+}
+
+main().catch((e) => {
+  console.error(`ort_runner: ${e && e.stack ? e.stack : e}`);
+  process.exit(1);
+});
