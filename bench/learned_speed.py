@@ -386,12 +386,14 @@ def bench_net(net, args, work, runner, node):
         ort_out = os.path.join(d, "ort.f32")
         c, ih, iw = f["input_shape"]
         rc, out, err, rss = run_child([node, os.path.join(BENCH, "ort_runner.js"), f["onnx"],
-                                       f["input"], str(c), str(ih), str(iw), str(runs), str(th),
+                                       f["input"], str(c), str(ih), str(iw), str(h), str(w),
+                                       str(runs), str(th),
                                        ort_out], env=dict(os.environ, NODE_PATH=os.path.join(
                                            args.ort_dir, "node_modules")))
         if rc == 0:
             results.append(Result(f"ONNX Runtime {ORT_VERSION}", times_of(out), rss,
-                                  "input packed outside the timing"))
+                                  "input packed outside the timing, output tensor "
+                                  "preallocated"))
         else:
             ort_out = "-"
             notes.append(f"ONNX Runtime failed (exit {rc}): {tail(err, 5)}")
