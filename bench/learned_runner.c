@@ -1,11 +1,11 @@
 /* learned_runner.c — times lumos_isp_learned for bench/learned_speed.py,
  * which compiles it into its temp dir (it is not part of the main build).
  *
- *   learned_runner NET WEIGHTS MOSAIC W H B0 B1 B2 B3 WHITE RUNS THREADS OUT
+ *   learned_runner NET WEIGHTS MOSAIC W H B0 B1 B2 B3 WHITE WARMUP RUNS THREADS OUT
  *
  * NET: efficient | robust | rmfa. MOSAIC: W×H little-endian uint16, RGGB;
  * B0..B3 the black level of each site of the 2×2 block, row by row.
- * One untimed warm-up call, then RUNS timed calls of lumos_isp_learned
+ * WARMUP untimed calls, then RUNS timed calls of lumos_isp_learned
  * (8-bit output; the call alone, the image freed outside the clock), each
  * printed as "time_s SECONDS". OUT gets the last output, W×H×3 bytes (RGB
  * interleaved, no padding), for the agreement check. */
@@ -31,8 +31,9 @@ static int fail(lumos_ctx *ctx, const char *what)
 
 int main(int argc, char **argv)
 {
-    if (argc != 14) {
-        fprintf(stderr, "usage: %s NET WEIGHTS MOSAIC W H B0 B1 B2 B3 WHITE RUNS THREADS OUT\n",
+    if (argc != 15) {
+        fprintf(stderr,
+                "usage: %s NET WEIGHTS MOSAIC W H B0 B1 B2 B3 WHITE WARMUP RUNS THREADS OUT\n",
                 argv[0]);
         return 2;
     }
@@ -44,8 +45,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "learned_runner: unknown net %s\n", argv[1]);
         return 2;
     }
-    int w = atoi(argv[4]), h = atoi(argv[5]), runs = atoi(argv[11]), threads = atoi(argv[12]);
-    if (w < 1 || h < 1 || runs < 1 || threads < 0) {
+    int w = atoi(argv[4]), h = atoi(argv[5]), warmup = atoi(argv[11]), runs = atoi(argv[12]);
+    int threads = atoi(argv[14]);
+    if (w < 1 || h < 1 || warmup < 0 || runs < 1 || threads < 0) {
         fprintf(stderr, "learned_runner: bad size, run or thread count\n");
         return 2;
     }
@@ -76,8 +78,10 @@ int main(int argc, char **argv)
     if (lumos_net_load(ctx, kind, argv[2], &net) != LUMOS_OK) return fail(ctx, "lumos_net_load");
 
     lumos_image img;
-    if (lumos_isp_learned(ctx, net, raw, 8, &img) != LUMOS_OK) return fail(ctx, "warm-up");
-    lumos_image_free(&img);
+    for (int r = 0; r < warmup; r++) {
+        if (lumos_isp_learned(ctx, net, raw, 8, &img) != LUMOS_OK) return fail(ctx, "warm-up");
+        lumos_image_free(&img);
+    }
     for (int r = 0; r < runs; r++) {
         double t0 = now();
         int rc = lumos_isp_learned(ctx, net, raw, 8, &img);
@@ -88,14 +92,14 @@ int main(int argc, char **argv)
         if (r + 1 < runs) lumos_image_free(&img);
     }
 
-    f = fopen(argv[13], "wb");
+    f = fopen(argv[14], "wb");
     int ok = f != NULL;
     for (int y = 0; ok && y < img.height; y++)
         ok = fwrite((const uint8_t *)img.data + (size_t)y * img.stride, 1, (size_t)w * 3, f) ==
              (size_t)w * 3;
     if (f && fclose(f)) ok = 0;
     if (!ok) {
-        fprintf(stderr, "learned_runner: cannot write %s\n", argv[13]);
+        fprintf(stderr, "learned_runner: cannot write %s\n", argv[14]);
         return 1;
     }
     lumos_image_free(&img);

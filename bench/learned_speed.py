@@ -18,7 +18,7 @@ For each network (EfficientISP, RobustISP, RMFA-Net tiny) at one size
 
 All three get the same random weights (torch's default init x --gain, --seed) through
 one safetensors file and the same RGGB mosaic (isp_nets.make_mosaic). Each
-runs in its own process: one untimed warm-up, then --runs timed runs; median,
+runs in its own process: --warmup untimed runs (1), then --runs timed ones; median,
 min, and the process's peak RSS (os.wait4). GFLOP counts 2 x the multiply-adds
 of every convolution, from the layer shapes at this size:
 FLOP = 2 * sum over convs of C_out * C_in * k_h * k_w * H_out * W_out
@@ -171,10 +171,10 @@ def check_count(net, model):
 
 def torch_worker(a):
     """Child process: times the PyTorch model. argv: _torch NET WEIGHTS MOSAIC
-    W H RUNS THREADS OUT."""
+    W H WARMUP RUNS THREADS OUT."""
     import torch
-    net, weights, mosaic, w, h, runs, threads, out = a
-    w, h, runs, threads = int(w), int(h), int(runs), int(threads)
+    net, weights, mosaic, w, h, warmup, runs, threads, out = a
+    w, h, warmup, runs, threads = int(w), int(h), int(warmup), int(runs), int(threads)
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
     model = load_model(net, weights).to(memory_format=torch.channels_last)
@@ -182,7 +182,10 @@ def torch_worker(a):
     x = load_input(net, mosaic, w, h).contiguous(memory_format=torch.channels_last)
     print(f"pack_s {time.perf_counter() - t0:.6f}", flush=True)
     with torch.inference_mode():
-        y = model(x)  # warm-up
+        y = None
+        for _ in range(warmup):
+            y = None
+            y = model(x)
         for _ in range(runs):
             y = None  # do not hold the previous output while computing the next
             t0 = time.perf_counter()
@@ -351,7 +354,8 @@ def worker(mode, *argv):
 
 
 def bench_net(net, args, work, runner, node):
-    w, h, runs, th = args.width, args.height, args.runs, args.threads
+    w, h, th = args.width, args.height, args.threads
+    reps = [str(args.warmup), str(args.runs), str(th)]  # every runner's WARMUP RUNS THREADS
     print(f"{net}: preparing weights, mosaic{', ONNX model' if node else ''} ...",
           file=sys.stderr)
     d = os.path.join(work, net)
@@ -361,8 +365,7 @@ def bench_net(net, args, work, runner, node):
     print(f"{net}: timing lumos ...", file=sys.stderr)
     lumos_out = os.path.join(d, "lumos.rgb8")
     rc, out, err, rss = run_child([runner, net, f["weights"], f["mosaic"], str(w), str(h),
-                                   *("%g" % b for b in BLACK), "%g" % WHITE, str(runs), str(th),
-                                   lumos_out])
+                                   *("%g" % b for b in BLACK), "%g" % WHITE, *reps, lumos_out])
     if rc != 0:
         die(f"learned_runner ({net}) failed (exit {rc}):\n{tail(err)}")
     results.append(Result("lumos (Halide)", times_of(out), rss))
@@ -370,7 +373,7 @@ def bench_net(net, args, work, runner, node):
     print(f"{net}: timing PyTorch ...", file=sys.stderr)
     torch_out = os.path.join(d, "torch.f32")
     rc, out, err, rss = run_child([sys.executable, os.path.abspath(__file__), "_torch", net,
-                                   f["weights"], f["mosaic"], str(w), str(h), str(runs), str(th),
+                                   f["weights"], f["mosaic"], str(w), str(h), *reps,
                                    torch_out])
     if rc == 0:
         pack = [float(line.split()[1]) for line in out.splitlines() if line.startswith("pack_s")]
@@ -385,11 +388,10 @@ def bench_net(net, args, work, runner, node):
         print(f"{net}: timing ONNX Runtime ...", file=sys.stderr)
         ort_out = os.path.join(d, "ort.f32")
         c, ih, iw = f["input_shape"]
+        env = dict(os.environ, NODE_PATH=os.path.join(args.ort_dir, "node_modules"))
         rc, out, err, rss = run_child([node, os.path.join(BENCH, "ort_runner.js"), f["onnx"],
                                        f["input"], str(c), str(ih), str(iw), str(h), str(w),
-                                       str(runs), str(th),
-                                       ort_out], env=dict(os.environ, NODE_PATH=os.path.join(
-                                           args.ort_dir, "node_modules")))
+                                       *reps, ort_out], env=env)
         if rc == 0:
             results.append(Result(f"ONNX Runtime {ORT_VERSION}", times_of(out), rss,
                                   "input packed outside the timing, output tensor "
@@ -420,6 +422,9 @@ def main():
     ap.add_argument("--width", type=int, default=4000, help="mosaic width (default 4000)")
     ap.add_argument("--height", type=int, default=3000, help="mosaic height (default 3000)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per engine (default 5)")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed runs before the timed ones, per engine (default 1; ONNX "
+                         "Runtime takes 2-4 runs to settle at 12 MP, see README.md)")
     ap.add_argument("--threads", type=int, default=2, help="threads per engine (default 2)")
     ap.add_argument("--seed", type=int, default=0, help="weights and mosaic seed (default 0)")
     ap.add_argument("--gain", type=float, default=2.0,
@@ -439,8 +444,8 @@ def main():
     for n in nets:
         if n not in NETS:
             die(f"unknown net {n!r} (efficient, robust, rmfa)")
-    if args.runs < 1 or args.threads < 1:
-        die("--runs and --threads must be >= 1")
+    if args.runs < 1 or args.threads < 1 or args.warmup < 0:
+        die("--runs and --threads must be >= 1, --warmup >= 0")
     if args.width < 8 or args.height < 8 or args.width % 2 or args.height % 2:
         die("--width and --height must be even and >= 8 (the packed nets' 2x2 blocks)")
     if "rmfa" in nets and (args.width % 4 > 1 or args.height % 4 > 1):
@@ -485,7 +490,8 @@ def main():
                                   f"{'' if ok else '  MISMATCH'}")
 
         print(f"{args.width}x{args.height} mosaic ({mp:.1f} MP output), {args.threads} threads "
-              f"per engine, median of {args.runs} runs after a warm-up; {os.cpu_count()} CPUs "
+              f"per engine, median of {args.runs} runs after {args.warmup} untimed; "
+              f"{os.cpu_count()} CPUs "
               f"(1-min load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the "
               f"end: other work skews the times); fp32 peak taken as {PEAK_GFLOPS:.0f} GFLOP/s; "
               f"{args.build}/liblumos.a of {built}.\n")
