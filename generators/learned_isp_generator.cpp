@@ -230,7 +230,7 @@ private:
             }
             store = compute = LoopLevel(output, x);
         } else {
-            const int tw = net == Net::Rmfa ? kRmfaTileW : 128, th = net == Net::Rmfa ? kRmfaTileH : 64;
+            const int tw = net == Net::Rmfa ? kRmfaTileW : 256, th = net == Net::Rmfa ? kRmfaTileH : 128;
             output.reorder(c, x, y).unroll(c);
             output.tile(x, y, xo, yo, xi, yi, tw, th, TailStrategy::RoundUp)
                 .fuse(xo, yo, tile)

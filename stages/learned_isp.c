@@ -72,7 +72,7 @@ static net_fn image_pass(lumos_isp_kind kind, int bits)
 
 /* The generator's tiles: 128×64 output pixels, RMFA's 256×128 (its
  * statistics too). */
-enum { TILE_W = 128, TILE_H = 64, RMFA_TILE_W = 256, RMFA_TILE_H = 128, CHANNELS = 16 };
+enum { TILE_W = 256, TILE_H = 128, RMFA_TILE_W = 256, RMFA_TILE_H = 128, CHANNELS = 16 };
 static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 typedef struct {
