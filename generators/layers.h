@@ -77,33 +77,24 @@ public:
     // semantics; `groups == in.channels == cout` is a depthwise conv.
     Map conv2d(const Map &in, const std::string &name, int cout, int k, bool bias = true,
                int stride = 1, int groups = 1) {
-        const int cin_g = in.channels / groups, cout_g = cout / groups, pad = k / 2;
-        int64_t w0 = take(name + ".weight", {cout, cin_g, k, k});
-        Func w{"w_" + clean(name)};
-        // Repacked with the output channel innermost: one vector load per tap.
-        w(co, kx, ky, ci) = flat_(Expr((int)w0) + ((co * cin_g + ci) * k + ky) * k + kx);
-        weights_.push_back(w);
-        Func b{"b_" + clean(name)};
-        if (bias) {
-            int64_t b0 = take(name + ".bias", {cout});
-            b(co) = flat_(Expr((int)b0) + co);
-        } else {
-            b(co) = 0.f;
-        }
-        weights_.push_back(b);
+        std::pair<Func, Func> wb = conv_params(in, name, cout, k, bias, groups);
+        return conv_over(in, name, wb.first, wb.second, cout, k, stride, groups);
+    }
 
-        Func padded = zero_outside(in);
-        Func out{clean(name)};
-        RDom r(0, cin_g, 0, k, 0, k);
-        Expr ci = groups == 1 ? Expr(r.x) : (c / cout_g) * cin_g + r.x;
-        out(c, x, y) = b(c);
-        out(c, x, y) += w(c, r.y, r.z, r.x) *
-                        padded(ci, x * stride + r.y - pad, y * stride + r.z - pad);
-        convs_.push_back(out);
-        conv_inputs_.push_back(padded);
-        conv_channels_.push_back({in.channels, cout});
-        return {out, cout, (in.width + 2 * pad - k) / stride + 1,
-                (in.height + 2 * pad - k) / stride + 1};
+    // A Conv2d followed by BatchNorm2d in eval mode, the norm folded into the
+    // conv's weights and bias once per call: w' = w·γ/√(σ²+ε),
+    // b' = (b − μ)·γ/√(σ²+ε) + β. The norm's four tensors follow the conv's.
+    Map conv2d_bn(const Map &in, const std::string &conv, const std::string &bn, int cout, int k,
+                  bool bias = false, int stride = 1, int groups = 1, float eps = 1e-5f) {
+        std::pair<Func, Func> wb = conv_params(in, conv, cout, k, bias, groups);
+        int64_t g = take(bn + ".weight", {cout}), be = take(bn + ".bias", {cout});
+        int64_t mu = take(bn + ".running_mean", {cout}), var = take(bn + ".running_var", {cout});
+        Func gain{"gain_" + clean(bn)}, w{"wf_" + clean(conv)}, b{"bf_" + clean(conv)};
+        gain(co) = flat_(Expr((int)g) + co) / Halide::sqrt(flat_(Expr((int)var) + co) + eps);
+        w(co, kx, ky, ci) = wb.first(co, kx, ky, ci) * gain(co);
+        b(co) = (wb.second(co) - flat_(Expr((int)mu) + co)) * gain(co) + flat_(Expr((int)be) + co);
+        weights_.insert(weights_.end(), {gain, w, b});
+        return conv_over(in, conv, w, b, cout, k, stride, groups);
     }
 
     Map relu(const Map &m) { return pointwise(m, "relu", [](Expr v) { return max(v, 0.f); }); }
@@ -282,6 +273,41 @@ private:
             if (conv.name() == m.f.name() && !activation_of(conv).defined())
                 activations_.push_back({conv, f});
         return {f, m.channels, m.width, m.height};
+    }
+
+    // A conv's weights (repacked, output channel innermost: one vector load
+    // per tap) and bias, read from the flat buffer.
+    std::pair<Func, Func> conv_params(const Map &in, const std::string &name, int cout, int k,
+                                      bool bias, int groups) {
+        const int cin_g = in.channels / groups;
+        int64_t w0 = take(name + ".weight", {cout, cin_g, k, k});
+        Func w{"w_" + clean(name)}, b{"b_" + clean(name)};
+        w(co, kx, ky, ci) = flat_(Expr((int)w0) + ((co * cin_g + ci) * k + ky) * k + kx);
+        if (bias) {
+            int64_t b0 = take(name + ".bias", {cout});
+            b(co) = flat_(Expr((int)b0) + co);
+        } else {
+            b(co) = 0.f;
+        }
+        weights_.insert(weights_.end(), {w, b});
+        return {w, b};
+    }
+
+    Map conv_over(const Map &in, const std::string &name, Func w, Func b, int cout, int k,
+                  int stride, int groups) {
+        const int cin_g = in.channels / groups, cout_g = cout / groups, pad = k / 2;
+        Func padded = zero_outside(in);
+        Func out{clean(name)};
+        RDom r(0, cin_g, 0, k, 0, k);
+        Expr ci_in = groups == 1 ? Expr(r.x) : (c / cout_g) * cin_g + r.x;
+        out(c, x, y) = b(c);
+        out(c, x, y) += w(c, r.y, r.z, r.x) *
+                        padded(ci_in, x * stride + r.y - pad, y * stride + r.z - pad);
+        convs_.push_back(out);
+        conv_inputs_.push_back(padded);
+        conv_channels_.push_back({in.channels, cout});
+        return {out, cout, (in.width + 2 * pad - k) / stride + 1,
+                (in.height + 2 * pad - k) / stride + 1};
     }
 
     Func zero_outside(const Map &in) {

@@ -31,12 +31,13 @@ using namespace Halide;
 using lumos::Map;
 using lumos::NetBuilder;
 
-enum class Net { Efficient, Robust, Rmfa };
+enum class Net { Efficient, Robust, Rmfa, LayerZoo };
 
 class LearnedIsp : public Generator<LearnedIsp> {
 public:
     GeneratorParam<Net> net{"net", Net::Efficient,
-                            {{"efficient", Net::Efficient}, {"robust", Net::Robust}, {"rmfa", Net::Rmfa}}};
+                            {{"efficient", Net::Efficient}, {"robust", Net::Robust}, {"rmfa", Net::Rmfa},
+                             {"layer_zoo", Net::LayerZoo}}};
     GeneratorParam<int> pass{"pass", 2};  // rmfa only: 0, 1 statistics; 2 the image
 
     Input<Buffer<uint16_t>> raw{"raw", 2};
@@ -52,8 +53,7 @@ public:
     Var x{"x"}, y{"y"}, c{"c"};
 
     void generate() {
-        const std::string name = net == Net::Efficient ? "efficient" : net == Net::Robust ? "robust" : "rmfa";
-        NetBuilder b(weights, name);
+        NetBuilder b(weights, net_name());
         Expr W = raw.width(), H = raw.height();
 
         // The normalised mosaic in network coordinates (u, v).
@@ -76,7 +76,9 @@ public:
             packed(ch, u, v) = mux(ch, {norm(2 * u + 1, 2 * v + 1), norm(2 * u + 1, 2 * v),
                                         norm(2 * u, 2 * v), norm(2 * u, 2 * v + 1)});
             Map in{packed, 4, (W + cfa_x + 1) / 2, (H + cfa_y + 1) / 2};
-            result = net == Net::Efficient ? efficient_isp(b, in) : robust_isp(b, in);
+            result = net == Net::Efficient ? efficient_isp(b, in)
+                     : net == Net::Robust  ? robust_isp(b, in)
+                                           : layer_zoo(b, in);
             b.finish();
         } else {
             Func split{"split"};
@@ -109,7 +111,27 @@ public:
     }
 
 private:
+    std::string net_name() const {
+        switch (net) {
+        case Net::Efficient: return "efficient";
+        case Net::Robust: return "robust";
+        case Net::Rmfa: return "rmfa";
+        default: return "layer_zoo";
+        }
+    }
+
     // ------------------------------------------------------------ networks
+
+    // Test-only (tests/test_layers.c): the layers no ISP uses yet, in one
+    // chain from the packed input (4, W/2, H/2) back to (3, W, H).
+    static Map layer_zoo(NetBuilder &b, Map x) {
+        x = b.relu6(b.conv2d_bn(x, "dw", "dw_bn", 4, 3, false, 1, 4));  // depthwise + BN
+        x = b.leaky_relu(b.conv2d(x, "down", 8, 3, true, 2), 0.2f);     // (8, W/4, H/4)
+        Expr w2 = x.width * 2, h2 = x.height * 2;
+        x = b.resize_bilinear(b.max_pool2(x), w2, h2);                  // (8, W/2, H/2), ×4
+        x = b.conv2d(b.pixel_unshuffle(x, 2), "mix", 48, 1);            // (48, W/4, H/4)
+        return b.pixel_shuffle(x, 4);                                   // (3, W, H)
+    }
 
     static Map efficient_isp(NetBuilder &b, Map x) {
         x = b.tanh(b.conv2d(x, "conv1", 12, 3));
@@ -190,7 +212,7 @@ private:
         raw.set_estimates({{0, 4000}, {0, 3000}});
         black.set_estimates({{0, 2}, {0, 2}});
         scale.set_estimates({{0, 2}, {0, 2}});
-        int64_t n = NetBuilder::flat_size(net == Net::Efficient ? "efficient" : net == Net::Robust ? "robust" : "rmfa");
+        int64_t n = NetBuilder::flat_size(net_name());
         weights.dim(0).set_bounds(0, (int)n);
         weights.set_estimates({{0, (int)n}});
         stats.set_estimates({{0, 16}, {0, 2}, {0, 2}});

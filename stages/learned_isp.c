@@ -24,7 +24,12 @@
 #include "pipeline/context.h"
 #include "stages/halide_glue.h"
 
-enum { NET_efficient = LUMOS_ISP_EFFICIENT, NET_robust = LUMOS_ISP_ROBUST, NET_rmfa = LUMOS_ISP_RMFA_TINY };
+enum {
+    NET_efficient = LUMOS_ISP_EFFICIENT,
+    NET_robust = LUMOS_ISP_ROBUST,
+    NET_rmfa = LUMOS_ISP_RMFA_TINY,
+    NET_layer_zoo = -1 /* test-only: tests/test_layers.c */
+};
 
 static const struct {
     int net;

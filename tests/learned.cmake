@@ -6,3 +6,11 @@ lumos_test(test_learned SOURCES test_learned.c ref/isp_nets_ref.c LABEL stage)
 lumos_test(test_learned_torch SOURCES test_learned_torch.c LABEL stage
            ARGS ${LUMOS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/torch/isp_nets.py)
 set_tests_properties(test_learned_torch PROPERTIES TIMEOUT 600)
+
+# The layers no ISP uses yet, through the test-only layer_zoo network.
+add_halide_library(lumos_layer_zoo_f32 FROM learned_isp.generator GENERATOR learned_isp
+                   TARGETS ${LUMOS_HALIDE_TARGETS} FEATURES ${LUMOS_HALIDE_FEATURES}
+                   PARAMS net=layer_zoo pass=2 output.type=float32
+                   USE_RUNTIME lumos_isp_full_u8.runtime)
+lumos_test(test_layers SOURCES test_layers.c ref/isp_nets_ref.c LABEL stage)
+target_link_libraries(test_layers PRIVATE lumos_layer_zoo_f32)
