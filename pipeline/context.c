@@ -2,6 +2,7 @@
 #include "context.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +35,69 @@ int lumos__cpu_count(void)
 lumos_ctx *lumos_ctx_new(void)
 {
     lumos_ctx *ctx = calloc(1, sizeof *ctx);
-    if (ctx) ctx->threads = lumos__cpu_count();
+    if (!ctx) return NULL;
+    ctx->threads = lumos__cpu_count();
+    if (pthread_mutex_init(&ctx->scratch_lock, NULL) != 0) {
+        free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
-void lumos_ctx_free(lumos_ctx *ctx) { free(ctx); }
+void lumos_ctx_free(lumos_ctx *ctx)
+{
+    if (!ctx) return;
+    for (int i = 0; i < ctx->scratch_count; i++) free(ctx->scratch[i]);
+    pthread_mutex_destroy(&ctx->scratch_lock);
+    free(ctx);
+}
+
+/* A block is [size_t capacity | padding to 128][data]. */
+enum { SCRATCH_ALIGN = 128 };
+
+static size_t scratch_capacity(void *block) { return *(size_t *)block; }
+
+void *lumos__scratch_alloc(lumos_ctx *ctx, size_t size)
+{
+    if (size > SIZE_MAX - 2 * SCRATCH_ALIGN) return NULL;
+    if (ctx) {
+        /* the smallest cached block that fits without wasting over half */
+        pthread_mutex_lock(&ctx->scratch_lock);
+        int best = -1;
+        for (int i = 0; i < ctx->scratch_count; i++) {
+            size_t cap = scratch_capacity(ctx->scratch[i]);
+            if (cap >= size && cap / 2 <= size &&
+                (best < 0 || cap < scratch_capacity(ctx->scratch[best])))
+                best = i;
+        }
+        void *block = NULL;
+        if (best >= 0) {
+            block = ctx->scratch[best];
+            ctx->scratch[best] = ctx->scratch[--ctx->scratch_count];
+        }
+        pthread_mutex_unlock(&ctx->scratch_lock);
+        if (block) return (uint8_t *)block + SCRATCH_ALIGN;
+    }
+    size_t cap = (size + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
+    void *block = aligned_alloc(SCRATCH_ALIGN, cap + SCRATCH_ALIGN);
+    if (!block) return NULL;
+    *(size_t *)block = cap;
+    return (uint8_t *)block + SCRATCH_ALIGN;
+}
+
+void lumos__scratch_free(lumos_ctx *ctx, void *data)
+{
+    if (!data) return;
+    void *block = (uint8_t *)data - SCRATCH_ALIGN;
+    if (ctx) {
+        pthread_mutex_lock(&ctx->scratch_lock);
+        int kept = ctx->scratch_count < LUMOS_SCRATCH_SLOTS;
+        if (kept) ctx->scratch[ctx->scratch_count++] = block;
+        pthread_mutex_unlock(&ctx->scratch_lock);
+        if (kept) return;
+    }
+    free(block);
+}
 
 void lumos_ctx_set_threads(lumos_ctx *ctx, int threads)
 {

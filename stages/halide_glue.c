@@ -61,12 +61,22 @@ static int par_for(void *user_context, halide_task_t task, int min, int size, ui
     return atomic_load(&job.result);
 }
 
+/* Pipeline buffers come from the context's scratch cache. */
+static void *scratch_malloc(void *user_context, size_t size)
+{
+    return lumos__scratch_alloc(user_context, size);
+}
+
+static void scratch_free(void *user_context, void *ptr) { lumos__scratch_free(user_context, ptr); }
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init(void)
 {
     halide_set_error_handler(on_halide_error);
     halide_set_custom_do_par_for(par_for);
+    halide_set_custom_malloc(scratch_malloc);
+    halide_set_custom_free(scratch_free);
 }
 
 void lumos__halide_init(void) { pthread_once(&init_once, init); }
