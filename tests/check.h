@@ -5,7 +5,9 @@
 #ifndef LUMOS_TEST_CHECK_H
 #define LUMOS_TEST_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int failures;
 
@@ -18,5 +20,24 @@ static int failures;
             fputc('\n', stderr);                                            \
         }                                                                   \
     } while (0)
+
+/* A whole file in a malloc'ed buffer (*size bytes), or NULL. */
+static inline uint8_t *read_all(const char *path, size_t *size)
+{
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = n >= 0 ? malloc(n > 0 ? (size_t)n : 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) *size = (size_t)n;
+    return b;
+}
 
 #endif

@@ -34,23 +34,6 @@ static double psnr8(const lumos_image *a, const uint8_t *b, size_t b_stride, int
     return 10 * log10(255.0 * 255.0 / (se / (double)n));
 }
 
-static uint8_t *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
-
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "/usr/share/doc/rawtran/IMG_5952.CR2";
@@ -81,7 +64,7 @@ int main(int argc, char **argv)
     int rc = lumos_raw_open_file(ctx, path, &raw);
     CHECK(rc == LUMOS_OK, "open: %s", lumos_last_error(ctx));
     size_t size = 0;
-    uint8_t *bytes = read_file(path, &size);
+    uint8_t *bytes = read_all(path, &size);
     rc = lumos_raw_open_memory(ctx, bytes, size, &raw_mem);
     CHECK(rc == LUMOS_OK, "open memory: %s", lumos_last_error(ctx));
     if (!raw || !raw_mem || !ref) return 1;

@@ -78,24 +78,6 @@ static void rm_rf(const char *path)
     }
 }
 
-static uint8_t *read_all(const char *path, size_t *size)
-{
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) *size = (size_t)n;
-    return b;
-}
-
 static void write_all(const char *path, const void *data, size_t size)
 {
     FILE *f = fopen(path, "wb");

@@ -13,20 +13,6 @@
 #include "lumos.h"
 #include "pipeline/learned.h"
 
-static void *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
-
 static void run_case(lumos_ctx *ctx, const char *python, const char *script, lumos_isp_kind kind,
                      const char *torch_name, int w, int h, int seed, const char *extra)
 {
@@ -46,9 +32,9 @@ static void run_case(lumos_ctx *ctx, const char *python, const char *script, lum
     if (f) fclose(f);
     size_t n = 0, m = 0;
     snprintf(path, sizeof path, "%s/mosaic.u16", dir);
-    uint16_t *mosaic = read_all(path, &n);
+    uint16_t *mosaic = (uint16_t *)read_all(path, &n);
     snprintf(path, sizeof path, "%s/output.f32", dir);
-    float *want = read_all(path, &m);
+    float *want = (float *)read_all(path, &m);
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
     lumos_net *net = NULL;
     int rc = lumos_net_load(ctx, kind, path, &net);

@@ -25,22 +25,6 @@ static int run(const char *cmd) {
     return rc;
 }
 
-static void *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
-
 /* ref_tensor_fn over an st_file; `hide` names one tensor to report missing. */
 typedef struct {
     const st_file *st;
@@ -102,9 +86,9 @@ static void net_case(ref_net net, int width, int height, int seed, const char *b
 
     size_t msize = 0, osize = 0;
     snprintf(path, sizeof path, "%s/mosaic.u16", workdir);
-    uint16_t *mosaic = read_all(path, &msize);
+    uint16_t *mosaic = (uint16_t *)read_all(path, &msize);
     snprintf(path, sizeof path, "%s/output.f32", workdir);
-    float *want = read_all(path, &osize);
+    float *want = (float *)read_all(path, &osize);
     size_t n = (size_t)3 * width * height;
     st_file st;
     snprintf(path, sizeof path, "%s/weights.safetensors", workdir);
