@@ -152,6 +152,13 @@ static void strlist_add(strlist *l, const char *s)
     l->count++;
 }
 
+static void strlist_free(strlist *l)
+{
+    for (size_t i = 0; i < l->count; i++) free(l->items[i]);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
 static int compare_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -219,7 +226,7 @@ static void expand_inputs(int n, char **args, strlist *out, strlist *rejected)
         }
         strlist_add(out, a); /* may not exist: reported as a failed input */
     }
-    qsort(out->items, out->count, sizeof *out->items, compare_str);
+    if (out->count > 1) qsort(out->items, out->count, sizeof *out->items, compare_str);
 }
 
 /* ------------------------------------------------------------------ info */
@@ -329,6 +336,9 @@ static int cmd_info(int argc, char **argv)
         lumos_raw_free(raw);
     }
     lumos_ctx_free(ctx);
+    strlist_free(&args);
+    strlist_free(&inputs);
+    strlist_free(&rejected);
     return failed ? EXIT_SOME_FAILED : EXIT_ALL_OK;
 }
 
@@ -553,6 +563,7 @@ static int cmd_convert(int argc, char **argv)
         if (!ctx || lumos_net_load(ctx, opt.kind, opt.weights, &net) != LUMOS_OK) {
             fprintf(stderr, "%s: error: %s\n", prog, ctx ? lumos_last_error(ctx) : "out of memory");
             lumos_ctx_free(ctx);
+            strlist_free(&args);
             return EXIT_SOME_FAILED;
         }
         lumos_ctx_free(ctx);
@@ -589,7 +600,7 @@ static int cmd_convert(int argc, char **argv)
     opt.write.format = format;
 
     /* This shard's slice of the sorted list: every N-th input from K-1. */
-    size_t count = 0;
+    size_t count = 0, failed = 0;
     job *jobs_list = calloc(inputs.count ? inputs.count : 1, sizeof *jobs_list);
     if (!jobs_list) { perror(prog); return EXIT_SOME_FAILED; }
     for (size_t i = 0; i < inputs.count; i++) {
@@ -620,7 +631,8 @@ static int cmd_convert(int argc, char **argv)
     if (out_dir[0] && count && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "%s: error: %s: cannot create the output directory: %s\n", prog, out_dir,
                 strerror(errno));
-        return EXIT_SOME_FAILED;
+        failed = 1;
+        goto done;
     }
 
     int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -640,7 +652,7 @@ static int cmd_convert(int argc, char **argv)
     free(threads);
     pthread_mutex_destroy(&b.lock);
 
-    size_t failed = b.failed + rejected.count;
+    failed = b.failed + rejected.count;
     if (b.progress) fprintf(stderr, "\r\033[K");
     if (!quiet && (count + rejected.count > 1 || failed)) {
         fprintf(stderr, "%s: converted %zu of %zu files in %.2f s", prog, b.ok,
@@ -654,8 +666,12 @@ static int cmd_convert(int argc, char **argv)
     }
     if (count == 0 && rejected.count == 0 && !quiet)
         fprintf(stderr, "%s: no RAW files in the inputs (shard %d/%d)\n", prog, shard_k, shard_n);
+done:
     free(jobs_list);
     lumos_net_free(net);
+    strlist_free(&args);
+    strlist_free(&inputs);
+    strlist_free(&rejected);
     return failed ? EXIT_SOME_FAILED : EXIT_ALL_OK;
 }
 
