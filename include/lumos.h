@@ -176,9 +176,11 @@ typedef struct lumos_isp_options {
 
 LUMOS_API void lumos_isp_options_init(lumos_isp_options *opt);
 
-/* Runs the classical ISP; *out is allocated (free with lumos_image_free).
- * The result is in sensor orientation: see lumos_image_orient(). Non-Bayer
- * files go through LibRaw's own processing, with a notice. */
+/* Runs the classical ISP; *out is allocated (free with lumos_image_free;
+ * its rows may be padded: use out->stride). The result is in sensor
+ * orientation: see lumos_image_orient(). Non-Bayer files go through LibRaw's
+ * own processing, with a notice; such a lumos_raw must not be developed by
+ * two threads at once (a Bayer one may). */
 LUMOS_API lumos_status lumos_isp_classic(lumos_ctx *ctx, const lumos_raw *raw,
                                          const lumos_isp_options *opt, lumos_image *out);
 
