@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic.h"
 #include "io/io.h"
 #include "pipeline/context.h"
 
@@ -50,57 +51,8 @@ lumos_format lumos_format_from_path(const char *path)
     return LUMOS_FORMAT_AUTO;
 }
 
-/* The process umask, without umask(2)'s set-and-restore race between
- * threads: Linux reports it in /proc/self/status (since 4.7). */
-static mode_t current_umask(void)
-{
-    mode_t mask = 022;
-    FILE *f = fopen("/proc/self/status", "re");
-    if (!f) return mask;
-    char line[128];
-    while (fgets(line, sizeof line, f)) {
-        unsigned m;
-        if (sscanf(line, "Umask: %o", &m) == 1) {
-            mask = (mode_t)(m & 0777);
-            break;
-        }
-    }
-    fclose(f);
-    return mask;
-}
-
-static void fsync_dir(const char *dir)
-{
-    /* Makes the rename durable; best effort, as the data is already safe. */
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 typedef int (*writer_fn)(lumos_ctx *, const lumos_image *, const char *, const char *,
                          const lumos_write_options *);
-
-/* The rename into place. Without overwrite, link(2) refuses an existing
- * destination atomically, closing the window after the early check; file
- * systems without hard links fall back to rename. */
-static int commit(lumos_ctx *ctx, const char *tmp, const char *path, int overwrite)
-{
-    if (!overwrite) {
-        if (link(tmp, path) == 0) {
-            unlink(tmp);
-            return LUMOS_OK;
-        }
-        if (errno == EEXIST)
-            return lumos__fail(ctx, LUMOS_E_EXISTS, "%s: the file exists (overwrite not asked for)",
-                               path);
-        if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP && errno != EMLINK)
-            return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
-    }
-    if (rename(tmp, path) != 0) return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
-    return LUMOS_OK;
-}
 
 lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const char *path,
                                const lumos_write_options *opt)
@@ -148,7 +100,7 @@ lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const cha
                                opt->subsampling);
     }
 
-    /* An early check, so nothing is encoded for nothing; commit() makes the
+    /* An early check, so nothing is encoded for nothing; lumos__atomic_close makes the
      * final, race-free one. */
     struct stat sb;
     if (lstat(path, &sb) == 0) {
@@ -158,51 +110,13 @@ lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const cha
                                path);
     }
 
-    /* The temporary: ".NAME.part-XXXXXX" beside the destination, hidden
-     * from directory listings; NAME is cut so the name fits NAME_MAX. */
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
-    size_t baselen = strlen(base);
-    if (baselen == 0) return lumos__fail(ctx, LUMOS_E_ARG, "%s: the path names a directory", path);
-    if (baselen > 200) baselen = 200;
-    char *tmp = malloc(dirlen + baselen + 16);
-    char *dir = malloc(dirlen + 2);
-    if (!tmp || !dir) {
-        free(tmp);
-        free(dir);
-        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
-    }
-    /* The directory as the user would name it: "a/b" for "a/b/x", "/" for
-     * "/x", "." for "x". */
-    size_t shown = dirlen > 1 ? dirlen - 1 : dirlen;
-    memcpy(dir, path, shown);
-    strcpy(dir + shown, shown ? "" : ".");
-    sprintf(tmp, "%.*s.%.*s.part-XXXXXX", (int)dirlen, path, (int)baselen, base);
-
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s: cannot create a file in %s", path,
-                                   dir);
-        free(tmp);
-        free(dir);
-        return st;
-    }
-    /* mkstemp makes the file 0600; give it the mode open(2) would. */
-    int st = LUMOS_OK;
-    if (fchmod(fd, 0666 & ~current_umask()) != 0)
-        st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
-    if (!st) st = writer(ctx, img, tmp, path, opt);
-    /* Our fd was open throughout, so fsync reports write-back errors (a
-     * full disk or a failing device) that the writer's close could not. */
-    if (!st && fsync(fd) != 0) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
-    if (close(fd) != 0 && !st) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
-    if (!st) st = commit(ctx, tmp, path, opt->overwrite);
-    if (st) unlink(tmp);
-    else fsync_dir(dir);
-    free(tmp);
-    free(dir);
-    return st;
+    lumos__atomic_file f;
+    int st = lumos__atomic_open(ctx, path, &f);
+    if (st) return st;
+    /* The worker writes the temporary by name; our fd stays open so the
+     * final fsync reports write-back errors the worker's close could not. */
+    st = writer(ctx, img, f.tmp, path, opt);
+    return lumos__atomic_close(ctx, &f, st, opt->overwrite);
 }
 
 lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out)
