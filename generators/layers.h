@@ -97,6 +97,49 @@ public:
         return conv_over(in, conv, w, b, cout, k, stride, groups);
     }
 
+    // ------------------------------------------------------------- adjoints
+    //
+    // Hand-written gradients of a conv made by this builder, from dL/d(out)
+    // given as a Map over the conv's output domain. They are written (and
+    // scheduled) like the forward, rather than left to Halide's
+    // propagate_adjoints, which is wrong through pixel shuffle and slow here
+    // (halide14-notes.md).
+    struct ConvGrads {
+        Map input;     // dL/d(in), over the input's domain
+        Func weight;   // dL/dw(co, kx, ky, ci), the layout of the repacked weights
+        Func bias;     // dL/db(co)
+    };
+
+    ConvGrads conv2d_backward(size_t index, const Map &grad_out) {
+        const ConvRecord &cr = conv_records_.at(index);
+        const int cin = cr.in.channels, cout = cr.out.channels, k = cr.k, s = cr.stride, pad = k / 2;
+        const int cin_g = cin / cr.groups, cout_g = cout / cr.groups;
+        Func g{"grad_out_zero"};
+        g(c, x, y) = select(x >= 0 && x < cr.out.width && y >= 0 && y < cr.out.height,
+                            grad_out.f(c, clamp(x, 0, cr.out.width - 1), clamp(y, 0, cr.out.height - 1)),
+                            0.f);
+        // dL/d(in)(ci, x, y) = Σ w(co, kx, ky, ci) · g(co, (x + pad − kx)/s, ...)
+        // over taps where s divides x + pad − kx: a transposed convolution.
+        Func gin{"grad_in"};
+        RDom r(0, cout_g, 0, k, 0, k);
+        Expr o = (c / cin_g) * cout_g + r.x;
+        Expr ux = x + pad - r.y, uy = y + pad - r.z;
+        Expr hit = (ux % s == 0) && (uy % s == 0);
+        gin(c, x, y) = 0.f;
+        gin(c, x, y) += select(hit, cr.w(o, r.y, r.z, c % cin_g) * g(o, ux / s, uy / s), 0.f);
+        // dL/dw(co, kx, ky, ci) = Σ_{x,y} g(co, x, y) · in(ci', x·s + kx − pad, ...)
+        Func padded = zero_outside(cr.in);
+        Func gw{"grad_w"}, gb{"grad_b"};
+        RDom p(0, cr.out.width, 0, cr.out.height);
+        Expr src_c = (co / cout_g) * cin_g + ci;
+        gw(co, kx, ky, ci) = 0.f;
+        gw(co, kx, ky, ci) += g(co, p.x, p.y) *
+                                     padded(src_c, p.x * s + kx - pad, p.y * s + ky - pad);
+        gb(co) = 0.f;
+        gb(co) += g(co, p.x, p.y);
+        return {{gin, cin, cr.in.width, cr.in.height}, gw, gb};
+    }
+
     Map relu(const Map &m) { return pointwise(m, "relu", [](Expr v) { return max(v, 0.f); }); }
     Map relu6(const Map &m) { return pointwise(m, "relu6", [](Expr v) { return clamp(v, 0.f, 6.f); }); }
     Map leaky_relu(const Map &m, float slope) {
@@ -306,8 +349,10 @@ private:
         convs_.push_back(out);
         conv_inputs_.push_back(padded);
         conv_channels_.push_back({in.channels, cout});
-        return {out, cout, (in.width + 2 * pad - k) / stride + 1,
-                (in.height + 2 * pad - k) / stride + 1};
+        Map result{out, cout, (in.width + 2 * pad - k) / stride + 1,
+                   (in.height + 2 * pad - k) / stride + 1};
+        conv_records_.push_back({in, result, w, k, stride, groups});
+        return result;
     }
 
     Func zero_outside(const Map &in) {
@@ -325,6 +370,12 @@ private:
     std::vector<std::pair<Func, Func>> activations_;  // (conv, its activation)
     std::vector<Func> conv_inputs_;
     std::vector<std::pair<int, int>> conv_channels_;
+    struct ConvRecord {
+        Map in, out;
+        Func w;  // repacked weights (co, kx, ky, ci)
+        int k, stride, groups;
+    };
+    std::vector<ConvRecord> conv_records_;
 };
 
 }  // namespace lumos

@@ -28,7 +28,9 @@ enum {
     NET_efficient = LUMOS_ISP_EFFICIENT,
     NET_robust = LUMOS_ISP_ROBUST,
     NET_rmfa = LUMOS_ISP_RMFA_TINY,
-    NET_layer_zoo = -1 /* test-only: tests/test_layers.c */
+    NET_layer_zoo = -1, /* test-only: tests/test_layers.c */
+    NET_grad_conv = -2, /* test-only: tests/test_grads.c */
+    NET_grad_conv_s2 = -3
 };
 
 static const struct {
