@@ -48,6 +48,35 @@ inline const std::vector<TensorSpec> &all_tensors() {
     return specs;
 }
 
+// The mosaic as the learned ISPs take it, in network coordinates (u, v) =
+// (x + cfa_x, y + cfa_y), where red sits at even (u, v): (raw − black[site])
+// · scale[site], sites of the original 2×2 block; outside the mosaic a
+// parity-keeping mirror. black and scale are 2×2 (x & 1, y & 1).
+inline Func normalised_mosaic(Func raw, Expr W, Expr H, Expr cfa_x, Expr cfa_y, Func black,
+                              Func scale) {
+    Func mirrored = Halide::BoundaryConditions::mirror_interior(raw, {{0, W}, {0, H}});
+    Var u{"u"}, v{"v"};
+    Expr sx = u - cfa_x, sy = v - cfa_y;
+    auto site = [&](Func t) {
+        return select((sy & 1) == 0, select((sx & 1) == 0, t(0, 0), t(1, 0)),
+                      select((sx & 1) == 0, t(0, 1), t(1, 1)));
+    };
+    Func norm{"norm"};
+    norm(u, v) = (Halide::cast<float>(mirrored(sx, sy)) - site(black)) * site(scale);
+    return norm;
+}
+
+// The reference 4-channel packing of a normalised RGGB mosaic, over whole
+// 2×2 blocks covering the W×H mosaic shifted by (cfa_x, cfa_y):
+// ch0 = [2v+1][2u+1], ch1 = [2v][2u+1], ch2 = [2v][2u], ch3 = [2v+1][2u].
+inline Map packed_bayer(Func norm, Expr W, Expr H, Expr cfa_x, Expr cfa_y) {
+    Var c{"c"}, u{"x"}, v{"y"};
+    Func packed{"packed"};
+    packed(c, u, v) = mux(c, {norm(2 * u + 1, 2 * v + 1), norm(2 * u + 1, 2 * v),
+                              norm(2 * u, 2 * v), norm(2 * u, 2 * v + 1)});
+    return {packed, 4, (W + cfa_x + 1) / 2, (H + cfa_y + 1) / 2};
+}
+
 class NetBuilder {
 public:
     // `flat` is the network's weight buffer (all tensors of `net` back to back).
@@ -139,6 +168,23 @@ public:
         gb(co) += g(co, p.x, p.y);
         return {{gin, cin, cr.in.width, cr.in.height}, gw, gb};
     }
+
+    // Adjoints of the pointwise layers, given the layer's input `pre` and
+    // dL/d(output) `g`. (Pixel shuffle's adjoint is pixel_unshuffle.)
+    Map relu_backward(const Map &pre, const Map &g) {
+        Func f{"relu_grad"};
+        f(c, x, y) = select(pre.f(c, x, y) > 0.f, g.f(c, x, y), 0.f);
+        return {f, g.channels, g.width, g.height};
+    }
+    Map tanh_backward(const Map &pre, const Map &g) {
+        Func f{"tanh_grad"};
+        Expr t = Halide::tanh(pre.f(c, x, y));
+        f(c, x, y) = g.f(c, x, y) * (1.f - t * t);
+        return {f, g.channels, g.width, g.height};
+    }
+
+    // The Map a conv made by this builder produced (before any activation).
+    const Map &conv_output(size_t index) const { return conv_records_.at(index).out; }
 
     Map relu(const Map &m) { return pointwise(m, "relu", [](Expr v) { return max(v, 0.f); }); }
     Map relu6(const Map &m) { return pointwise(m, "relu6", [](Expr v) { return clamp(v, 0.f, 6.f); }); }

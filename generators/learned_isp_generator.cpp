@@ -56,26 +56,12 @@ public:
         NetBuilder b(weights, net_name());
         Expr W = raw.width(), H = raw.height();
 
-        // The normalised mosaic in network coordinates (u, v).
-        Func norm{"norm"};
-        {
-            Func mirrored = BoundaryConditions::mirror_interior(raw, {{0, W}, {0, H}});
-            Var u{"u"}, v{"v"};
-            Expr sx = u - cfa_x, sy = v - cfa_y;
-            auto site = [&](const Input<Buffer<float>> &t) {
-                return select((sy & 1) == 0, select((sx & 1) == 0, t(0, 0), t(1, 0)),
-                              select((sx & 1) == 0, t(0, 1), t(1, 1)));
-            };
-            norm(u, v) = (cast<float>(mirrored(sx, sy)) - site(black)) * site(scale);
-        }
+        Func norm = lumos::normalised_mosaic(raw, W, H, cfa_x, cfa_y, black, scale);
 
         Map result;
         Var ch = b.c, u = b.x, v = b.y;
         if (net != Net::Rmfa) {
-            Func packed{"packed"};
-            packed(ch, u, v) = mux(ch, {norm(2 * u + 1, 2 * v + 1), norm(2 * u + 1, 2 * v),
-                                        norm(2 * u, 2 * v), norm(2 * u, 2 * v + 1)});
-            Map in{packed, 4, (W + cfa_x + 1) / 2, (H + cfa_y + 1) / 2};
+            Map in = lumos::packed_bayer(norm, W, H, cfa_x, cfa_y);
             result = net == Net::Efficient ? efficient_isp(b, in)
                      : net == Net::Robust  ? robust_isp(b, in)
                                            : layer_zoo(b, in);
