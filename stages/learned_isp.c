@@ -50,15 +50,29 @@ const lumos__tensor_spec *lumos__learned_tensor(lumos_isp_kind kind, size_t i)
     return NULL;
 }
 
+static size_t elements(const lumos__tensor_spec *t)
+{
+    size_t e = 1;
+    for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
+    return e;
+}
+
+ptrdiff_t lumos__learned_tensor_offset(lumos_isp_kind kind, const char *name)
+{
+    size_t at = 0;
+    const lumos__tensor_spec *t;
+    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
+        if (!strcmp(t->name, name)) return (ptrdiff_t)at;
+        at += elements(t);
+    }
+    return -1;
+}
+
 size_t lumos__learned_weight_count(lumos_isp_kind kind)
 {
     size_t n = 0;
     const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
-        size_t e = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
-        n += e;
-    }
+    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) n += elements(t);
     return n;
 }
 

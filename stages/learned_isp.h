@@ -2,6 +2,8 @@
 #ifndef LUMOS_STAGE_LEARNED_ISP_H
 #define LUMOS_STAGE_LEARNED_ISP_H
 
+#include <stddef.h>
+
 #include "lumos.h"
 
 /* Floats in a network's flat weight buffer (the tensors of isp_nets.def). */
@@ -14,6 +16,9 @@ typedef struct lumos__tensor_spec {
     int64_t shape[4];
 } lumos__tensor_spec;
 const lumos__tensor_spec *lumos__learned_tensor(lumos_isp_kind kind, size_t i);
+
+/* The offset of tensor `name` in the flat buffer of `kind`, or -1. */
+ptrdiff_t lumos__learned_tensor_offset(lumos_isp_kind kind, const char *name);
 
 /* Runs network `kind` with weights `flat` on a width×height mosaic (stride in
  * bytes): red where (x + cfa_x), (y + cfa_y) are even; black and scale

@@ -142,16 +142,8 @@ typedef struct {
 
 static const float *lookup(void *user, const char *name)
 {
-    const float *flat = ((flat_weights *)user)->flat;
-    size_t at = 0;
-    const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(LUMOS_ISP_EFFICIENT, i)); i++) {
-        if (!strcmp(t->name, name)) return flat + at;
-        size_t e = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
-        at += e;
-    }
-    return NULL;
+    ptrdiff_t at = lumos__learned_tensor_offset(LUMOS_ISP_EFFICIENT, name);
+    return at < 0 ? NULL : ((flat_weights *)user)->flat + at;
 }
 
 enum { EW = 20, EH = 14 };

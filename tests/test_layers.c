@@ -55,15 +55,8 @@ static map conv(map in, const float *w, const float *b, int cout, int k, int str
 
 static const float *tensor(const float *flat, const char *name)
 {
-    size_t at = 0;
-    const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(ZOO, i)); i++) {
-        if (!strcmp(t->name, name)) return flat + at;
-        size_t e = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
-        at += e;
-    }
-    return NULL;
+    ptrdiff_t at = lumos__learned_tensor_offset(ZOO, name);
+    return at < 0 ? NULL : flat + at;
 }
 
 /* The whole chain on an RGGB mosaic, W and H multiples of 8. */

@@ -60,15 +60,8 @@ static weights random_weights(lumos_isp_kind kind)
 static const float *lookup(void *user, const char *name)
 {
     weights *w = user;
-    size_t at = 0;
-    const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(w->kind, i)); i++) {
-        if (!strcmp(t->name, name)) return w->flat + at;
-        size_t e = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
-        at += e;
-    }
-    return NULL;
+    ptrdiff_t at = lumos__learned_tensor_offset(w->kind, name);
+    return at < 0 ? NULL : w->flat + at;
 }
 
 static ref_net ref_of(lumos_isp_kind k)
