@@ -171,12 +171,15 @@ private:
         return b.sigmoid(b.conv2d(x, "output_module.0", 3, 3));
     }
 
+    // Output tiles of every network and of RMFA's statistics (see the
+    // schedule); stages/learned_isp.c rounds buffers up to them.
+    static constexpr int kTileW = 256, kTileH = 128;
+
     // Per-tile sums (channels 0..15) and maxima (16..31) of `fused` over its
-    // domain, in tiles as large as the image pass's.
-    static constexpr int kRmfaTileW = 256, kRmfaTileH = 128;
+    // domain.
     void statistics(const Map &fused) {
-        RDom r(0, kRmfaTileW, 0, kRmfaTileH);
-        Expr fx = x * kRmfaTileW + r.x, fy = y * kRmfaTileH + r.y;
+        RDom r(0, kTileW, 0, kTileH);
+        Expr fx = x * kTileW + r.x, fy = y * kTileH + r.y;
         r.where(fx < fused.width && fy < fused.height);
         Func sums{"sums"}, maxima{"maxima"};
         sums(c, x, y) = 0.f;
@@ -221,12 +224,13 @@ private:
         // accumulators live in registers while the taps stream past.
         Var xo{"xo"}, yo{"yo"}, xi{"xi"}, yi{"yi"}, tile{"tile"};
         // Where the layers are stored and computed: per output tile, every
-        // layer over the tile plus the apron its consumers need. The packed
-        // nets' apron is a few pixels; RMFA's is ~45 pixels each side (two
-        // pyramids and a 7×7 attention per block), so it gets larger tiles
-        // (256×128: 2.3× recomputation at the first layers, against 3.9× at
-        // 128×64). A sliding-window schedule (rows computed once) took Halide
-        // over 5 minutes per variant to compile, so it is not used.
+        // layer over the tile plus the apron its consumers need. 256×128
+        // tiles: the packed nets' apron is a few pixels (0.34 -> 0.29 s for
+        // EfficientISP at 12 MP against 128×64); RMFA's is ~45 pixels each
+        // side (two pyramids and a 7×7 attention per block): 2.3×
+        // recomputation at the first layers, against 3.9× at 128×64. A
+        // sliding-window schedule (rows computed once) took Halide over 5
+        // minutes per variant to compile, so it is not used.
         // 2026-12-01, Zen 3, 2 threads, 4000×3000: see the README benchmark.
         LoopLevel store, compute;
         if (stats_pass) {
@@ -238,9 +242,8 @@ private:
             }
             store = compute = LoopLevel(output, x);
         } else {
-            const int tw = net == Net::Rmfa ? kRmfaTileW : 256, th = net == Net::Rmfa ? kRmfaTileH : 128;
             output.reorder(c, x, y).unroll(c);
-            output.tile(x, y, xo, yo, xi, yi, tw, th, TailStrategy::RoundUp)
+            output.tile(x, y, xo, yo, xi, yi, kTileW, kTileH, TailStrategy::RoundUp)
                 .fuse(xo, yo, tile)
                 .parallel(tile)
                 .vectorize(xi, vec);

@@ -70,28 +70,20 @@ lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind, const char *wei
     if (rc) return rc;
 
     /* Exactly the reference state_dict: every tensor, nothing else. */
-    size_t ntensors = 0;
-    while (lumos__learned_tensor(kind, ntensors)) ntensors++;
     size_t count = lumos__learned_weight_count(kind);
     float *flat = malloc(count * sizeof *flat);
     if (!flat) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", weights_path);
+    const lumos__tensor_spec *t;
     size_t at = 0;
-    for (size_t i = 0; rc == LUMOS_OK && i < ntensors; i++) {
-        const lumos__tensor_spec *t = lumos__learned_tensor(kind, i);
+    for (size_t i = 0; rc == LUMOS_OK && (t = lumos__learned_tensor(kind, i)); i++) {
         const float *data = NULL;
         rc = lumos__weights_get(ctx, w, t->name, t->ndim, t->shape, &data);
-        if (rc) break;
-        size_t e = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
-        memcpy(flat + at, data, e * sizeof *flat);
-        at += e;
+        if (rc == LUMOS_OK) memcpy(flat + at, data, lumos__tensor_elements(t) * sizeof *flat);
+        at += lumos__tensor_elements(t);
     }
     for (size_t i = 0; rc == LUMOS_OK && i < lumos__weights_count(w); i++) {
         const char *name = lumos__weights_name(w, i);
-        int known = 0;
-        for (size_t k = 0; k < ntensors && !known; k++)
-            known = !strcmp(name, lumos__learned_tensor(kind, k)->name);
-        if (!known)
+        if (lumos__learned_tensor_offset(kind, name) < 0)
             rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: tensor '%s' is not part of the %s ISP",
                              weights_path, name, lumos_isp_name(kind));
     }

@@ -18,8 +18,10 @@ enum { MIN_SIDE = 16 };
 
 /* The generator's tiles (see its schedule): the output buffer is rounded up
  * to whole tiles so that every tile is full. */
-static int round_up(int v, int m) { return (v + m - 1) / m * m; }
-static int tile_width(int w) { return round_up(w, 128) >= 512 ? round_up(w, 512) : round_up(w, 128); }
+static int tile_width(int w)
+{
+    return lumos__round_up(w, 128) >= 512 ? lumos__round_up(w, 512) : lumos__round_up(w, 128);
+}
 
 typedef int (*isp_fn)(void const *, struct halide_buffer_t *, int32_t, int32_t,
                       struct halide_buffer_t *, struct halide_buffer_t *,
@@ -50,7 +52,7 @@ static int run(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height, in
     lumos__hl_buffer_2d(&matrix_b, matrix_d, p->matrix, f32, 3, 3, 3);
     lumos_image whole = *out; /* the rounded-up capacity */
     whole.width = tile_width(out->width);
-    whole.height = round_up(out->height, 128);
+    whole.height = lumos__round_up(out->height, 128);
     lumos__hl_buffer_image(&out_b, out_d, &whole);
     lumos__clear_error(ctx);
     int rc = fn(ctx, &raw_b, p->cfa_x, p->cfa_y, &black_b, &scale_b, &matrix_b, p->exposure,
@@ -61,7 +63,7 @@ static int run(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height, in
 /* Allocates *out (width×height visible, capacity rounded up to tiles). */
 static int alloc_tiled(lumos_ctx *ctx, lumos_image *out, int width, int height, int bits)
 {
-    int cap_w = tile_width(width), cap_h = round_up(height, 128);
+    int cap_w = tile_width(width), cap_h = lumos__round_up(height, 128);
     memset(out, 0, sizeof *out);
     size_t stride = (size_t)cap_w * 3 * (size_t)(bits / 8);
     out->data = calloc((size_t)cap_h, stride);

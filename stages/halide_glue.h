@@ -11,6 +11,10 @@
 
 #include "lumos.h"
 
+/* v rounded up to a multiple of m: generated pipelines whose tiles round up
+ * (TailStrategy::RoundUp) get buffers of whole tiles. */
+static inline int lumos__round_up(int v, int m) { return (v + m - 1) / m * m; }
+
 /* Installs the error handler and the per-context parallel loop (once). */
 void lumos__halide_init(void);
 

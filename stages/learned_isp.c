@@ -50,7 +50,7 @@ const lumos__tensor_spec *lumos__learned_tensor(lumos_isp_kind kind, size_t i)
     return NULL;
 }
 
-static size_t elements(const lumos__tensor_spec *t)
+size_t lumos__tensor_elements(const lumos__tensor_spec *t)
 {
     size_t e = 1;
     for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
@@ -63,7 +63,7 @@ ptrdiff_t lumos__learned_tensor_offset(lumos_isp_kind kind, const char *name)
     const lumos__tensor_spec *t;
     for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
         if (!strcmp(t->name, name)) return (ptrdiff_t)at;
-        at += elements(t);
+        at += lumos__tensor_elements(t);
     }
     return -1;
 }
@@ -72,7 +72,7 @@ size_t lumos__learned_weight_count(lumos_isp_kind kind)
 {
     size_t n = 0;
     const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) n += elements(t);
+    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) n += lumos__tensor_elements(t);
     return n;
 }
 
@@ -91,10 +91,8 @@ static net_fn image_pass(lumos_isp_kind kind, int bits)
     return table[kind - LUMOS_ISP_EFFICIENT][bits == 8 ? 0 : bits == 16 ? 1 : 2];
 }
 
-/* The generator's tiles: 128×64 output pixels, RMFA's 256×128 (its
- * statistics too). */
-enum { TILE_W = 256, TILE_H = 128, RMFA_TILE_W = 256, RMFA_TILE_H = 128, CHANNELS = 16 };
-static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+/* The generator's output tiles (kTileW × kTileH), RMFA's statistics' too. */
+enum { TILE_W = 256, TILE_H = 128, CHANNELS = 16 };
 
 typedef struct {
     halide_buffer_t raw, black, scale, weights, stats;
@@ -135,7 +133,7 @@ static int rmfa_statistics(lumos_ctx *ctx, inputs *in, int pass, int cfa_x, int 
                            int height)
 {
     int fw = width + cfa_x, fh = height + cfa_y; /* the network's domain */
-    int tx = (fw + RMFA_TILE_W - 1) / RMFA_TILE_W, ty = (fh + RMFA_TILE_H - 1) / RMFA_TILE_H;
+    int tx = lumos__round_up(fw, TILE_W) / TILE_W, ty = lumos__round_up(fh, TILE_H) / TILE_H;
     float *partial = malloc((size_t)2 * CHANNELS * tx * ty * sizeof *partial);
     if (!partial) return lumos__fail(ctx, LUMOS_E_NOMEM, "RMFA statistics: out of memory");
     const struct halide_type_t f32 = {halide_type_float, 32, 1};
@@ -204,9 +202,8 @@ int lumos__stage_learned(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
             rc = rmfa_statistics(ctx, &in, pass, cfa_x, cfa_y, rw, rh);
 
     /* Output capacity rounded up to whole tiles (the schedule's RoundUp). */
-    int rmfa = kind == LUMOS_ISP_RMFA_TINY;
-    int cap_w = round_up(width, rmfa ? RMFA_TILE_W : TILE_W);
-    int cap_h = round_up(height, rmfa ? RMFA_TILE_H : TILE_H), bytes = bits / 8;
+    int cap_w = lumos__round_up(width, TILE_W), cap_h = lumos__round_up(height, TILE_H);
+    int bytes = bits / 8;
     size_t row = (size_t)cap_w * 3 * (size_t)bytes;
     void *pixels = rc == LUMOS_OK ? calloc((size_t)cap_h, row) : NULL;
     if (rc == LUMOS_OK && !pixels) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "learned ISP: out of memory");

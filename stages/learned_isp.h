@@ -17,6 +17,9 @@ typedef struct lumos__tensor_spec {
 } lumos__tensor_spec;
 const lumos__tensor_spec *lumos__learned_tensor(lumos_isp_kind kind, size_t i);
 
+/* Number of floats in a tensor. */
+size_t lumos__tensor_elements(const lumos__tensor_spec *t);
+
 /* The offset of tensor `name` in the flat buffer of `kind`, or -1. */
 ptrdiff_t lumos__learned_tensor_offset(lumos_isp_kind kind, const char *name);
 

@@ -209,8 +209,7 @@ static void check_efficient(lumos_ctx *ctx, const char *python, const char *scri
     size_t at = 0;
     const lumos__tensor_spec *t;
     for (size_t i = 0; (t = lumos__learned_tensor(LUMOS_ISP_EFFICIENT, i)); i++) {
-        size_t e = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
+        size_t e = lumos__tensor_elements(t);
         float bound = t->ndim > 1 ? 2.f / sqrtf((float)(t->shape[1] * 9)) : 0.2f;
         for (size_t k = 0; k < e; k++) flat[at + k] = bound * uniform();
         at += e;

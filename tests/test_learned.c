@@ -46,8 +46,7 @@ static weights random_weights(lumos_isp_kind kind)
     size_t at = 0;
     const lumos__tensor_spec *t;
     for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
-        size_t e = 1, fan_in = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
+        size_t e = lumos__tensor_elements(t), fan_in = 1;
         for (int d = 1; d < t->ndim; d++) fan_in *= (size_t)t->shape[d];
         /* twice PyTorch's init scale, so that RMFA's attention paths matter */
         float bound = t->ndim > 1 ? 2.f / sqrtf((float)fan_in) : 0.2f;
@@ -218,8 +217,7 @@ static int write_safetensors(const char *path, const weights *w, int bad)
     while (lumos__learned_tensor(w->kind, count)) count++;
     for (size_t i = 0; i < count; i++) {
         const lumos__tensor_spec *t = lumos__learned_tensor(w->kind, i);
-        size_t e = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
+        size_t e = lumos__tensor_elements(t);
         if (bad == 2 && i == count - 1) break;
         n += (size_t)snprintf(header + n, sizeof header - n, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", t->name);
         for (int d = 0; d < t->ndim; d++) {
@@ -248,8 +246,7 @@ static int write_safetensors(const char *path, const weights *w, int bad)
     size_t off = 0;
     for (size_t i = 0; i < count; i++) {
         const lumos__tensor_spec *t = lumos__learned_tensor(w->kind, i);
-        size_t e = 1;
-        for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
+        size_t e = lumos__tensor_elements(t);
         if (bad == 2 && i == count - 1) break;
         size_t write = (bad == 1 && i == 0) ? e / (size_t)t->shape[t->ndim - 1] : e;
         fwrite(w->flat + off, 4, write, f);
