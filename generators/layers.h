@@ -183,9 +183,6 @@ public:
         return {f, g.channels, g.width, g.height};
     }
 
-    // The Map a conv made by this builder produced (before any activation).
-    const Map &conv_output(size_t index) const { return conv_records_.at(index).out; }
-
     Map relu(const Map &m) { return pointwise(m, "relu", [](Expr v) { return max(v, 0.f); }); }
     Map relu6(const Map &m) { return pointwise(m, "relu6", [](Expr v) { return clamp(v, 0.f, 6.f); }); }
     Map leaky_relu(const Map &m, float slope) {
@@ -306,10 +303,15 @@ public:
     }
 
     // ------------------------------------------------- for the schedule
-    const std::vector<Func> &convs() const { return convs_; }
-    // The zero-padded input of convs()[i], and its (input, output) channels.
-    const std::vector<Func> &conv_inputs() const { return conv_inputs_; }
-    const std::vector<std::pair<int, int>> &conv_channels() const { return conv_channels_; }
+    // Every conv this builder made, in order: its input and output maps
+    // (out.f is the conv's Func), zero-padded input and repacked weights.
+    struct ConvRecord {
+        Map in, out;
+        Func padded;
+        Func w;  // (co, kx, ky, ci)
+        int k, stride, groups;
+    };
+    const std::vector<ConvRecord> &convs() const { return conv_records_; }
     const std::vector<Func> &weights() const { return weights_; }
     const std::vector<Func> &resamples() const { return resamples_; }
     const std::vector<Func> &pointwise_maps() const { return pointwise_; }
@@ -358,9 +360,9 @@ private:
     Map pointwise(const Map &m, const std::string &tag, F fn) {
         Func f{tag};
         f(c, x, y) = fn(m.f(c, x, y));
-        for (const Func &conv : convs_)
-            if (conv.name() == m.f.name() && !activation_of(conv).defined())
-                activations_.push_back({conv, f});
+        for (const ConvRecord &conv : conv_records_)
+            if (conv.out.f.name() == m.f.name() && !activation_of(conv.out.f).defined())
+                activations_.push_back({conv.out.f, f});
         return {f, m.channels, m.width, m.height};
     }
 
@@ -392,12 +394,9 @@ private:
         out(c, x, y) = b(c);
         out(c, x, y) += w(c, r.y, r.z, r.x) *
                         padded(ci_in, x * stride + r.y - pad, y * stride + r.z - pad);
-        convs_.push_back(out);
-        conv_inputs_.push_back(padded);
-        conv_channels_.push_back({in.channels, cout});
         Map result{out, cout, (in.width + 2 * pad - k) / stride + 1,
                    (in.height + 2 * pad - k) / stride + 1};
-        conv_records_.push_back({in, result, w, k, stride, groups});
+        conv_records_.push_back({in, result, padded, w, k, stride, groups});
         return result;
     }
 
@@ -412,15 +411,8 @@ private:
     std::vector<TensorSpec> specs_;
     size_t next_ = 0;
     int64_t offset_ = 0;
-    std::vector<Func> convs_, weights_, resamples_, pointwise_;
+    std::vector<Func> weights_, resamples_, pointwise_;
     std::vector<std::pair<Func, Func>> activations_;  // (conv, its activation)
-    std::vector<Func> conv_inputs_;
-    std::vector<std::pair<int, int>> conv_channels_;
-    struct ConvRecord {
-        Map in, out;
-        Func w;  // repacked weights (co, kx, ky, ci)
-        int k, stride, groups;
-    };
     std::vector<ConvRecord> conv_records_;
 };
 

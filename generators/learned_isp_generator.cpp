@@ -259,9 +259,9 @@ private:
         // A conv with fewer than 3 outputs (spatial attention) vectorises
         // over pixels instead.
         const int px = 6;
-        for (size_t i = 0; i < b.convs().size(); i++) {
-            Func conv = b.convs()[i], input = b.conv_inputs()[i];
-            const int cin = b.conv_channels()[i].first, cout = b.conv_channels()[i].second;
+        for (const NetBuilder::ConvRecord &cr : b.convs()) {
+            Func conv = cr.out.f, input = cr.padded;
+            const int cin = cr.in.channels, cout = cr.out.channels;
             place(input);
             input.bound(c, 0, cin);
             if (cin >= 3) input.vectorize(c, cin);

@@ -138,7 +138,7 @@ public:
         cfa_y.set_estimate(0);
         if (get_auto_schedule()) return;
         for (Func f : b.weights()) f.compute_root();
-        for (Func f : b.convs()) f.compute_root();
+        for (NetBuilder::ConvRecord cr : b.convs()) cr.out.f.compute_root();
         for (NetBuilder::ConvGrads dl : {d1, d2, d3}) {
             dl.weight.compute_root();
             dl.bias.compute_root();
