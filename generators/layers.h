@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,12 +25,15 @@ namespace lumos {
 using Halide::Expr;
 using Halide::Func;
 using Halide::RDom;
+using Halide::TailStrategy;
+using Halide::Tuple;
 using Halide::Var;
 
 struct Map {
     Func f;          // f(c, x, y)
     int channels;
     Expr width, height;
+    int node = -1;   // its place on the builder's tape (-1: not on it, no gradient)
 };
 
 // One tensor of isp_nets.def.
@@ -100,22 +104,33 @@ public:
             throw std::runtime_error(std::string("unused tensor ") + specs_[next_].name);
     }
 
+    // A network input put on the tape, so that backward() can give its
+    // gradient (a feature network's input image, a discriminator's).
+    Map input(const Map &m) { return record({m.f, m.channels, m.width, m.height}, {}, nullptr); }
+
     // ------------------------------------------------------------- layers
 
     // Conv2d(in.channels, cout, k, stride, padding=k/2, groups), PyTorch
     // semantics; `groups == in.channels == cout` is a depthwise conv.
     Map conv2d(const Map &in, const std::string &name, int cout, int k, bool bias = true,
                int stride = 1, int groups = 1) {
-        std::pair<Func, Func> wb = conv_params(in, name, cout, k, bias, groups);
-        return conv_over(in, name, wb.first, wb.second, cout, k, stride, groups);
+        const int cin_g = in.channels / groups;
+        int64_t w0 = take(name + ".weight", {cout, cin_g, k, k});
+        int64_t b0 = bias ? take(name + ".bias", {cout}) : -1;
+        std::pair<Func, Func> wb = conv_params(name, w0, b0, cin_g, k);
+        return conv_over(in, name, wb.first, wb.second, cout, k, stride, groups, w0, b0);
     }
 
     // A Conv2d followed by BatchNorm2d in eval mode, the norm folded into the
     // conv's weights and bias once per call: w' = w·γ/√(σ²+ε),
     // b' = (b − μ)·γ/√(σ²+ε) + β. The norm's four tensors follow the conv's.
+    // Frozen: backward() gives its input gradient, not its parameters'.
     Map conv2d_bn(const Map &in, const std::string &conv, const std::string &bn, int cout, int k,
                   bool bias = false, int stride = 1, int groups = 1, float eps = 1e-5f) {
-        std::pair<Func, Func> wb = conv_params(in, conv, cout, k, bias, groups);
+        const int cin_g = in.channels / groups;
+        int64_t w0 = take(conv + ".weight", {cout, cin_g, k, k});
+        int64_t b0 = bias ? take(conv + ".bias", {cout}) : -1;
+        std::pair<Func, Func> wb = conv_params(conv, w0, b0, cin_g, k);
         int64_t g = take(bn + ".weight", {cout}), be = take(bn + ".bias", {cout});
         int64_t mu = take(bn + ".running_mean", {cout}), var = take(bn + ".running_var", {cout});
         Func gain{"gain_" + clean(bn)}, w{"wf_" + clean(conv)}, b{"bf_" + clean(conv)};
@@ -123,105 +138,134 @@ public:
         w(co, kx, ky, ci) = wb.first(co, kx, ky, ci) * gain(co);
         b(co) = (wb.second(co) - flat_(Expr((int)mu) + co)) * gain(co) + flat_(Expr((int)be) + co);
         weights_.insert(weights_.end(), {gain, w, b});
-        return conv_over(in, conv, w, b, cout, k, stride, groups);
+        return conv_over(in, conv, w, b, cout, k, stride, groups, -1, -1);
     }
 
-    // ------------------------------------------------------------- adjoints
-    //
-    // Hand-written gradients of a conv made by this builder, from dL/d(out)
-    // given as a Map over the conv's output domain. They are written (and
-    // scheduled) like the forward, rather than left to Halide's
-    // propagate_adjoints, which is wrong through pixel shuffle and slow here
-    // (halide14-notes.md).
-    struct ConvGrads {
-        Map input;     // dL/d(in), over the input's domain
-        Func weight;   // dL/dw(co, kx, ky, ci), the layout of the repacked weights
-        Func bias;     // dL/db(co)
-    };
-
-    ConvGrads conv2d_backward(size_t index, const Map &grad_out) {
-        const ConvRecord &cr = conv_records_.at(index);
-        const int cin = cr.in.channels, cout = cr.out.channels, k = cr.k, s = cr.stride, pad = k / 2;
-        const int cin_g = cin / cr.groups, cout_g = cout / cr.groups;
-        Func g{"grad_out_zero"};
-        g(c, x, y) = select(x >= 0 && x < cr.out.width && y >= 0 && y < cr.out.height,
-                            grad_out.f(c, clamp(x, 0, cr.out.width - 1), clamp(y, 0, cr.out.height - 1)),
-                            0.f);
-        // dL/d(in)(ci, x, y) = Σ w(co, kx, ky, ci) · g(co, (x + pad − kx)/s, ...)
-        // over taps where s divides x + pad − kx: a transposed convolution.
-        Func gin{"grad_in"};
-        RDom r(0, cout_g, 0, k, 0, k);
-        Expr o = (c / cin_g) * cout_g + r.x;
-        Expr ux = x + pad - r.y, uy = y + pad - r.z;
-        Expr hit = (ux % s == 0) && (uy % s == 0);
-        gin(c, x, y) = 0.f;
-        gin(c, x, y) += select(hit, cr.w(o, r.y, r.z, c % cin_g) * g(o, ux / s, uy / s), 0.f);
-        // dL/dw(co, kx, ky, ci) = Σ_{x,y} g(co, x, y) · in(ci', x·s + kx − pad, ...)
-        Func padded = zero_outside(cr.in);
-        Func gw{"grad_w"}, gb{"grad_b"};
-        RDom p(0, cr.out.width, 0, cr.out.height);
-        Expr src_c = (co / cout_g) * cin_g + ci;
-        gw(co, kx, ky, ci) = 0.f;
-        gw(co, kx, ky, ci) += g(co, p.x, p.y) *
-                                     padded(src_c, p.x * s + kx - pad, p.y * s + ky - pad);
-        gb(co) = 0.f;
-        gb(co) += g(co, p.x, p.y);
-        return {{gin, cin, cr.in.width, cr.in.height}, gw, gb};
+    Map relu(const Map &m) {
+        return pointwise(m, "relu", [](Expr v) { return max(v, 0.f); },
+                         [](Expr v, Expr g) { return select(v > 0.f, g, 0.f); });
     }
-
-    // Adjoints of the pointwise layers, given the layer's input `pre` and
-    // dL/d(output) `g`. (Pixel shuffle's adjoint is pixel_unshuffle.)
-    Map relu_backward(const Map &pre, const Map &g) {
-        Func f{"relu_grad"};
-        f(c, x, y) = select(pre.f(c, x, y) > 0.f, g.f(c, x, y), 0.f);
-        return {f, g.channels, g.width, g.height};
+    Map relu6(const Map &m) {
+        return pointwise(m, "relu6", [](Expr v) { return clamp(v, 0.f, 6.f); },
+                         [](Expr v, Expr g) { return select(v > 0.f && v < 6.f, g, 0.f); });
     }
-    Map tanh_backward(const Map &pre, const Map &g) {
-        Func f{"tanh_grad"};
-        Expr t = Halide::tanh(pre.f(c, x, y));
-        f(c, x, y) = g.f(c, x, y) * (1.f - t * t);
-        return {f, g.channels, g.width, g.height};
-    }
-
-    Map relu(const Map &m) { return pointwise(m, "relu", [](Expr v) { return max(v, 0.f); }); }
-    Map relu6(const Map &m) { return pointwise(m, "relu6", [](Expr v) { return clamp(v, 0.f, 6.f); }); }
     Map leaky_relu(const Map &m, float slope) {
-        return pointwise(m, "leaky_relu", [=](Expr v) { return select(v > 0, v, slope * v); });
+        return pointwise(m, "leaky_relu", [=](Expr v) { return select(v > 0, v, slope * v); },
+                         [=](Expr v, Expr g) { return select(v > 0, g, slope * g); });
     }
-    Map tanh(const Map &m) { return pointwise(m, "tanh", [](Expr v) { return Halide::tanh(v); }); }
-    Map sigmoid(const Map &m) { return pointwise(m, "sigmoid", sigmoid_expr); }
+    Map tanh(const Map &m) {
+        return pointwise(m, "tanh", [](Expr v) { return Halide::tanh(v); }, [](Expr v, Expr g) {
+            Expr t = Halide::tanh(v);
+            return g * (1.f - t * t);
+        });
+    }
+    Map sigmoid(const Map &m) {
+        return pointwise(m, "sigmoid", sigmoid_expr, [](Expr v, Expr g) {
+            Expr s = sigmoid_expr(v);
+            return g * s * (1.f - s);
+        });
+    }
 
     Map add(const Map &a, const Map &b) {
         Func f{"add"};
         f(c, x, y) = a.f(c, x, y) + b.f(c, x, y);
-        return {f, a.channels, a.width, a.height};
+        return record({f, a.channels, a.width, a.height}, {a, b},
+                      [](Func g) { return std::vector<Func>{g, g}; });
     }
     Map sub(const Map &a, const Map &b) {
         Func f{"sub"};
         f(c, x, y) = a.f(c, x, y) - b.f(c, x, y);
-        return {f, a.channels, a.width, a.height};
+        return record({f, a.channels, a.width, a.height}, {a, b}, [this](Func g) {
+            Func neg{"sub_grad"};
+            neg(c, x, y) = -g(c, x, y);
+            return std::vector<Func>{g, neg};
+        });
     }
 
     // torch.cat([a, b], dim=1)
     Map concat(const Map &a, const Map &b) {
         Func f{"concat"};
-        f(c, x, y) = select(c < a.channels, a.f(min(c, a.channels - 1), x, y),
-                            b.f(max(c - a.channels, 0), x, y));
-        return {f, a.channels + b.channels, a.width, a.height};
+        const int na = a.channels;
+        f(c, x, y) = select(c < na, a.f(min(c, na - 1), x, y), b.f(max(c - na, 0), x, y));
+        return record({f, na + b.channels, a.width, a.height}, {a, b}, [=](Func g) {
+            Func ga{"concat_grad_a"}, gb{"concat_grad_b"};
+            ga(c, x, y) = g(c, x, y);
+            gb(c, x, y) = g(c + na, x, y);
+            return std::vector<Func>{ga, gb};
+        });
     }
 
-    // AvgPool2d(2, 2) / MaxPool2d(2, 2): floor of the size.
+    // AvgPool2d(2, 2) / MaxPool2d(2, 2): floor of the size. Max pooling's
+    // gradient goes to the first maximum of each window in reading order,
+    // as PyTorch's.
     Map avg_pool2(const Map &m) {
         Func f{"avg_pool2"};
         f(c, x, y) = 0.25f * (m.f(c, 2 * x, 2 * y) + m.f(c, 2 * x + 1, 2 * y) +
                               m.f(c, 2 * x, 2 * y + 1) + m.f(c, 2 * x + 1, 2 * y + 1));
-        return {f, m.channels, m.width / 2, m.height / 2};
+        Map out{f, m.channels, m.width / 2, m.height / 2};
+        return record(out, {m}, [=](Func g) {
+            Func gi{"avg_pool2_grad"};
+            gi(c, x, y) = select(inside(out, x / 2, y / 2), 0.25f * read(g, out, c, x / 2, y / 2), 0.f);
+            return std::vector<Func>{gi};
+        });
     }
     Map max_pool2(const Map &m) {
         Func f{"max_pool2"};
         f(c, x, y) = max(max(m.f(c, 2 * x, 2 * y), m.f(c, 2 * x + 1, 2 * y)),
                          max(m.f(c, 2 * x, 2 * y + 1), m.f(c, 2 * x + 1, 2 * y + 1)));
-        return {f, m.channels, m.width / 2, m.height / 2};
+        Map out{f, m.channels, m.width / 2, m.height / 2};
+        return record(out, {m}, [=](Func g) {
+            // Index (0..3, reading order) of each window's first maximum.
+            Func first{"max_pool2_argmax"};
+            Expr best = m.f(c, 2 * x, 2 * y), at = 0;
+            for (int k = 1; k < 4; k++) {
+                Expr v = m.f(c, 2 * x + k % 2, 2 * y + k / 2);
+                at = select(v > best, k, at);
+                best = max(best, v);
+            }
+            first(c, x, y) = at;
+            backward_funcs_.push_back(first);
+            Func gi{"max_pool2_grad"};
+            Expr px = x / 2, py = y / 2, k = (x % 2) + 2 * (y % 2);
+            gi(c, x, y) = select(inside(out, px, py) && first(c, clamp(px, 0, out.width - 1),
+                                                              clamp(py, 0, out.height - 1)) == k,
+                                 read(g, out, c, px, py), 0.f);
+            return std::vector<Func>{gi};
+        });
+    }
+
+    // Global average and maximum per channel (AdaptiveAvgPool2d(1),
+    // AdaptiveMaxPool2d(1)), as 1×1 maps. The maximum's gradient goes to
+    // its first position in reading order, as PyTorch's.
+    Map global_avg_pool(const Map &m) {
+        Func sum{"global_sum"}, f{"global_avg"};
+        RDom r(0, m.width, 0, m.height);
+        sum(c) = 0.f;
+        sum(c) += m.f(c, r.x, r.y);
+        Expr area = Halide::cast<float>(m.width * m.height);
+        f(c, x, y) = sum(c) / area;
+        reductions_.push_back(sum);
+        Map out{f, m.channels, 1, 1};
+        return record(out, {m}, [=](Func g) {
+            Func gi{"global_avg_grad"};
+            gi(c, x, y) = g(c, 0, 0) / area;
+            return std::vector<Func>{gi};
+        });
+    }
+    Map global_max_pool(const Map &m) {
+        Func best{"global_argmax"}, f{"global_max"};
+        RDom r(0, m.width, 0, m.height);
+        best(c) = Tuple(Halide::Float(32).min(), -1);
+        Expr v = m.f(c, r.x, r.y), better = v > best(c)[0];
+        best(c) = Tuple(select(better, v, best(c)[0]), select(better, r.x + r.y * m.width, best(c)[1]));
+        f(c, x, y) = best(c)[0];
+        reductions_.push_back(best);
+        Map out{f, m.channels, 1, 1};
+        return record(out, {m}, [=](Func g) {
+            Func gi{"global_max_grad"};
+            gi(c, x, y) = select(x + y * m.width == best(c)[1], g(c, 0, 0), 0.f);
+            return std::vector<Func>{gi};
+        });
     }
 
     // F.interpolate(mode='bilinear', align_corners=False) to (ow, oh); with
@@ -229,77 +273,268 @@ public:
     // PyTorch computes them: (dst + 0.5)·in/out − 0.5, clamped below at 0.
     Map resize_bilinear(const Map &m, Expr ow, Expr oh) {
         Func f{"resize"};
-        auto axis = [](Expr dst, Expr in, Expr out, Expr &i0, Expr &i1, Expr &t) {
-            Expr scale = Halide::cast<float>(in) / Halide::cast<float>(out);
-            Expr src = max((Halide::cast<float>(dst) + 0.5f) * scale - 0.5f, 0.f);
-            i0 = min(Halide::cast<int>(src), in - 1);
-            i1 = min(i0 + 1, in - 1);
-            t = src - Halide::cast<float>(i0);
-        };
         Expr x0, x1, tx, y0, y1, ty;
-        axis(x, m.width, ow, x0, x1, tx);
-        axis(y, m.height, oh, y0, y1, ty);
+        resize_axis(x, m.width, ow, x0, x1, tx);
+        resize_axis(y, m.height, oh, y0, y1, ty);
         Expr top = m.f(c, x0, y0) * (1.f - tx) + m.f(c, x1, y0) * tx;
         Expr bottom = m.f(c, x0, y1) * (1.f - tx) + m.f(c, x1, y1) * tx;
         f(c, x, y) = top * (1.f - ty) + bottom * ty;
         resamples_.push_back(f);
-        return {f, m.channels, ow, oh};
+        Map out{f, m.channels, ow, oh};
+        return record(out, {m}, [=](Func g) {
+            // The adjoint gathers, per source row (then column), the
+            // destinations whose taps reach it, with their weights.
+            Func rows{"resize_grad_rows"}, gi{"resize_grad"};
+            auto gather = [&](Func dst, Func src, Expr s, Expr in, Expr out_n, bool along_y) {
+                Expr ratio = Halide::cast<float>(out_n) / Halide::cast<float>(in);
+                Expr lo = Halide::cast<int>(Halide::floor((Halide::cast<float>(s) - 0.5f) * ratio)) - 2;
+                RDom r(0, Halide::cast<int>(Halide::ceil(2.f * ratio)) + 5);
+                Expr d = lo + r;
+                Expr i0, i1, t;
+                resize_axis(d, in, out_n, i0, i1, t);
+                Expr wgt = select(i0 == s, 1.f - t, 0.f) + select(i1 == s, t, 0.f);
+                Expr dc = clamp(d, 0, out_n - 1);
+                Expr v = along_y ? src(c, x, dc) : src(c, dc, y);
+                dst(c, x, y) = 0.f;
+                dst(c, x, y) += select(d >= 0 && d < out_n, wgt * v, 0.f);
+                backward_funcs_.push_back(dst);
+            };
+            Func gz{"resize_grad_in"};
+            gz(c, x, y) = read(g, out, c, x, y);
+            gather(rows, gz, y, m.height, oh, true);    // (c, dst x, src y)
+            gather(gi, rows, x, m.width, ow, false);    // (c, src x, src y)
+            return std::vector<Func>{gi};
+        });
     }
 
-    // F.pixel_shuffle(m, r): channel c·r² + i·r + j goes to (r·x + j, r·y + i).
+    // F.pixel_shuffle(m, r): channel c·r² + i·r + j goes to (r·x + j, r·y + i);
+    // F.pixel_unshuffle(m, r), its inverse. Each one's adjoint is the other.
     Map pixel_shuffle(const Map &m, int r) {
         Func f{"pixel_shuffle"};
         f(c, x, y) = m.f(c * r * r + (y % r) * r + (x % r), x / r, y / r);
-        return {f, m.channels / (r * r), m.width * r, m.height * r};
+        Map out{f, m.channels / (r * r), m.width * r, m.height * r};
+        return record(out, {m}, [=](Func g) {
+            Func gi{"pixel_shuffle_grad"};
+            gi(c, x, y) = g(c / (r * r), x * r + c % r, y * r + (c / r) % r);
+            return std::vector<Func>{gi};
+        });
     }
-    // F.pixel_unshuffle(m, r), its inverse.
     Map pixel_unshuffle(const Map &m, int r) {
         Func f{"pixel_unshuffle"};
         f(c, x, y) = m.f(c / (r * r), x * r + c % r, y * r + (c / r) % r);
-        return {f, m.channels * r * r, m.width / r, m.height / r};
+        Map out{f, m.channels * r * r, m.width / r, m.height / r};
+        return record(out, {m}, [=](Func g) {
+            Func gi{"pixel_unshuffle_grad"};
+            Expr px = x / r, py = y / r;
+            gi(c, x, y) = select(inside(out, px, py),
+                                 read(g, out, c * r * r + (y % r) * r + (x % r), px, py), 0.f);
+            return std::vector<Func>{gi};
+        });
     }
 
-    // CBAM channel attention with the global average and maximum of `m`
-    // given per channel (avg(c), max(c)): sigmoid(fc(avg) + fc(max)) · m,
-    // fc = 1×1 conv C→C/reduction, ReLU, 1×1 conv back, no biases.
-    Map channel_attention(const Map &m, const std::string &name, int reduction, Func avg,
-                          Func mx) {
+    // CBAM channel attention with the global average and maximum of `m` per
+    // channel (1×1 maps: global_avg_pool / global_max_pool, or statistics
+    // computed elsewhere): sigmoid(fc(avg) + fc(max)) · m, fc = 1×1 conv
+    // C→C/reduction, ReLU, 1×1 conv back, no biases.
+    Map channel_attention(const Map &m, const std::string &name, int reduction, const Map &avg,
+                          const Map &mx) {
         const int C = m.channels, hidden = C / reduction;
-        int64_t w1 = take(name + ".fc.0.weight", {hidden, C, 1, 1});
-        int64_t w2 = take(name + ".fc.2.weight", {C, hidden, 1, 1});
-        Var h{"h"};
-        auto fc = [&](Func v, const std::string &tag) {
-            Func hid{clean(name) + "_hidden_" + tag}, out{clean(name) + "_fc_" + tag};
+        const int64_t w1 = take(name + ".fc.0.weight", {hidden, C, 1, 1});
+        const int64_t w2 = take(name + ".fc.2.weight", {C, hidden, 1, 1});
+        Func W1{clean(name) + "_w1"}, W2{clean(name) + "_w2"};
+        Var h{"h"}, i{"i"};
+        W1(h, i) = flat_(Expr((int)w1) + h * C + i);
+        W2(i, h) = flat_(Expr((int)w2) + i * hidden + h);
+        struct Branch { Func pre, out; };
+        auto fc = [&](const Map &v, const std::string &tag) {
+            Func pre{clean(name) + "_hidden_" + tag}, out{clean(name) + "_fc_" + tag};
             RDom ri(0, C), rh(0, hidden);
-            hid(h) = 0.f;
-            hid(h) += flat_(Expr((int)w1) + h * C + ri) * v(ri);
+            pre(h) = 0.f;
+            pre(h) += W1(h, ri) * v.f(ri, 0, 0);
             out(c) = 0.f;
-            out(c) += flat_(Expr((int)w2) + c * hidden + rh) * max(hid(rh), 0.f);
-            weights_.push_back(hid);
+            out(c) += W2(c, rh) * max(pre(rh), 0.f);
+            weights_.push_back(pre);
             weights_.push_back(out);
-            return out;
+            return Branch{pre, out};
         };
-        Func fa = fc(avg, "avg"), fm = fc(mx, "max");
+        Branch fa = fc(avg, "avg"), fm = fc(mx, "max");
         Func scale{clean(name) + "_scale"};
-        scale(c) = sigmoid_expr(fa(c) + fm(c));
+        scale(c) = sigmoid_expr(fa.out(c) + fm.out(c));
         weights_.push_back(scale);
         Func f{clean(name)};
         f(c, x, y) = scale(c) * m.f(c, x, y);
-        return {f, C, m.width, m.height};
+        return record({f, C, m.width, m.height}, {m, avg, mx}, [=](Func g) {
+            // d scale(c) = Σ_xy g·m; through the sigmoid to z = fa + fm; then
+            // each branch's fc backwards, to its pooled input and weights.
+            Func ds{clean(name) + "_grad_scale"}, dz{clean(name) + "_grad_z"};
+            RDom p(0, m.width, 0, m.height);
+            ds(c) = 0.f;
+            ds(c) += g(c, p.x, p.y) * m.f(c, p.x, p.y);
+            dz(c) = ds(c) * scale(c) * (1.f - scale(c));
+            reductions_.insert(reductions_.end(), {ds, dz});
+            RDom rc(0, C), rh(0, hidden);
+            auto branch_back = [&](const Branch &b, const std::string &tag, Func &dpre) {
+                dpre = Func{clean(name) + "_grad_hidden_" + tag};
+                dpre(h) = 0.f;
+                dpre(h) += W2(rc, h) * dz(rc);
+                Func gated{clean(name) + "_grad_gated_" + tag};
+                gated(h) = select(b.pre(h) > 0.f, dpre(h), 0.f);
+                Func dv{clean(name) + "_grad_pool_" + tag};
+                dv(c, x, y) = 0.f;
+                dv(c, x, y) += W1(rh, c) * gated(rh);
+                reductions_.insert(reductions_.end(), {dpre, gated});
+                backward_funcs_.push_back(dv);
+                dpre = gated;
+                return dv;
+            };
+            Func dpa, dpm;
+            Func da = branch_back(fa, "avg", dpa), dm = branch_back(fm, "max", dpm);
+            if (want_params_) {
+                // fc.0: [hidden][C], fc.2: [C][hidden], flat j row-major.
+                Func g1{clean(name) + "_grad_w1"}, g2{clean(name) + "_grad_w2"};
+                Expr j = i;
+                g1(i) = dpa(j / C) * avg.f(j % C, 0, 0) + dpm(j / C) * mx.f(j % C, 0, 0);
+                g2(i) = dz(j / hidden) * (max(fa.pre(j % hidden), 0.f) + max(fm.pre(j % hidden), 0.f));
+                param_grads_.push_back({w1, (int64_t)hidden * C, g1});
+                param_grads_.push_back({w2, (int64_t)C * hidden, g2});
+            }
+            Func gm{clean(name) + "_grad"};
+            gm(c, x, y) = scale(c) * g(c, x, y);
+            return std::vector<Func>{gm, da, dm};
+        });
     }
 
     // CBAM spatial attention: sigmoid(conv_k×k([mean_c m, max_c m])) · m.
     Map spatial_attention(const Map &m, const std::string &name, int k) {
+        const int C = m.channels;
         Func pooled{clean(name) + "_pooled"};
         Expr sum = 0.f, mx = m.f(0, x, y);
-        for (int i = 0; i < m.channels; i++) sum += m.f(i, x, y);
-        for (int i = 1; i < m.channels; i++) mx = max(mx, m.f(i, x, y));
-        pooled(c, x, y) = select(c == 0, sum / float(m.channels), mx);
+        for (int i = 0; i < C; i++) sum += m.f(i, x, y);
+        for (int i = 1; i < C; i++) mx = max(mx, m.f(i, x, y));
+        pooled(c, x, y) = select(c == 0, sum / float(C), mx);
         pointwise_.push_back(pooled);
-        Map att = sigmoid(conv2d({pooled, 2, m.width, m.height}, name + ".conv", 1, k, false));
+        Map pool = record({pooled, 2, m.width, m.height}, {m}, [=](Func g) {
+            // The maximum's gradient goes to its first channel, as torch.max's.
+            Func first{clean(name) + "_argmax"};
+            Expr best = m.f(0, x, y), at = 0;
+            for (int i = 1; i < C; i++) {
+                at = select(m.f(i, x, y) > best, i, at);
+                best = max(best, m.f(i, x, y));
+            }
+            first(x, y) = at;
+            backward_funcs_.push_back(first);
+            Func gi{clean(name) + "_pooled_grad"};
+            gi(c, x, y) = g(0, x, y) / float(C) + select(first(x, y) == c, g(1, x, y), 0.f);
+            return std::vector<Func>{gi};
+        });
+        Map att = sigmoid(conv2d(pool, name + ".conv", 1, k, false));
         Func f{clean(name)};
         f(c, x, y) = att.f(0, x, y) * m.f(c, x, y);
-        return {f, m.channels, m.width, m.height};
+        return record({f, C, m.width, m.height}, {att, m}, [=](Func g) {
+            Func ga{clean(name) + "_grad_att"}, gm{clean(name) + "_grad"};
+            Expr s = 0.f;
+            for (int i = 0; i < C; i++) s += g(i, x, y) * m.f(i, x, y);
+            ga(c, x, y) = s;
+            gm(c, x, y) = att.f(0, x, y) * g(c, x, y);
+            return std::vector<Func>{ga, gm};
+        });
+    }
+
+    // ------------------------------------------------------------- backward
+    //
+    // Reverse mode over the tape every layer above writes: each layer's
+    // adjoint is written by hand next to its forward (Halide's
+    // propagate_adjoints is wrong through pixel shuffle and slow here,
+    // halide14-notes.md), so a network defined once for inference is
+    // differentiated from the very same definition.
+    struct Gradients {
+        std::vector<Map> of_node;  // dL/d(each tape entry's output); f undefined if none
+        Func params;               // dL/dθ(i) over the flat buffer (zero for frozen layers)
+        const Map &of(const Map &m) const { return of_node.at(m.node); }
+    };
+
+    // Gradients of L given dL/d(out) = grad_out (a Func over out's domain).
+    // with_params: also the parameters' gradient (costs the weight
+    // reductions); else only maps' gradients (a frozen feature network).
+    Gradients backward(const Map &out, Func grad_out, bool with_params) {
+        if (out.node < 0) throw std::runtime_error("backward: output is not on the tape");
+        want_params_ = with_params;
+        std::vector<std::vector<Func>> parts(nodes_.size());
+        parts[out.node].push_back(grad_out);
+        Gradients gr;
+        gr.of_node.resize(nodes_.size());
+        for (int id = out.node; id >= 0; id--) {
+            if (parts[id].empty()) continue;
+            const Node &n = nodes_[id];
+            Func total = parts[id][0];
+            if (parts[id].size() > 1) {
+                total = Func{"grad_sum"};
+                Expr e = 0.f;
+                for (Func p : parts[id]) e += p(c, x, y);
+                total(c, x, y) = e;
+            }
+            grad_maps_.push_back({total, n.out.channels, n.out.width, n.out.height});
+            gr.of_node[id] = grad_maps_.back();
+            if (!n.backward) continue;
+            std::vector<Func> in = n.backward(total);
+            for (size_t k = 0; k < n.inputs.size(); k++)
+                if (n.inputs[k] >= 0 && in[k].defined()) parts[n.inputs[k]].push_back(in[k]);
+        }
+        Var i{"i"};
+        Expr v = 0.f;
+        for (const ParamGrad &p : param_grads_)
+            v = select(i >= Expr((int)p.offset) && i < Expr((int)(p.offset + p.count)),
+                       p.value(clamp(i - (int)p.offset, 0, (int)p.count - 1)), v);
+        gr.params = Func{"grad_params"};
+        gr.params(i) = v;
+        return gr;
+    }
+
+    // A schedule for training pipelines over small crops: every tape entry,
+    // gradient and reduction computed once at root, in parallel over rows,
+    // vectorised over channels (or pixels, for narrow maps).
+    void schedule_at_root() {
+        const int vec = 8;
+        auto map_at_root = [&](Func f, int ch) {
+            f.compute_root();
+            for (int u = -1; u < f.num_update_definitions(); u++) {
+                Halide::Stage s = u < 0 ? Halide::Stage(f) : f.update(u);
+                if (ch >= vec) s.vectorize(c, vec, TailStrategy::GuardWithIf);
+                else s.vectorize(x, vec, TailStrategy::GuardWithIf);
+                s.parallel(y);
+            }
+        };
+        // (A Func may sit in several lists: schedule each once.)
+        std::vector<Halide::Internal::Function> done;
+        auto first_time = [&](Func f) {
+            for (const auto &d : done)
+                if (d.same_as(f.function())) return false;
+            done.push_back(f.function());
+            return true;
+        };
+        for (const Node &n : nodes_)
+            if (n.backward && first_time(n.out.f)) map_at_root(n.out.f, n.out.channels);
+        for (const ConvRecord &cr : conv_records_)
+            if (first_time(cr.padded)) map_at_root(cr.padded, cr.in.channels);
+        for (const Map &g : grad_maps_)
+            if (first_time(g.f)) map_at_root(g.f, g.channels);
+        for (Func f : backward_funcs_) {
+            if (!first_time(f)) continue;
+            f.compute_root();
+            if (f.dimensions() == 3) f.parallel(f.args()[2]);
+        }
+        for (Func f : weights_)
+            if (first_time(f)) f.compute_root();
+        for (Func f : reductions_)
+            if (first_time(f)) f.compute_root();
+        for (ParamGrad p : param_grads_)
+            if (first_time(p.value))
+                p.value.compute_root().vectorize(p.value.args()[0], vec, TailStrategy::GuardWithIf);
+        for (WeightGrad w : weight_grads_) {
+            if (!first_time(w.f)) continue;
+            w.f.compute_root().vectorize(co, vec, TailStrategy::GuardWithIf).parallel(ci);
+            w.f.update().vectorize(co, vec, TailStrategy::GuardWithIf).parallel(ci);
+        }
     }
 
     // ------------------------------------------------- for the schedule
@@ -310,6 +545,7 @@ public:
         Func padded;
         Func w;  // (co, kx, ky, ci)
         int k, stride, groups;
+        int64_t w_offset, b_offset;  // in the flat buffer; -1: none / frozen
     };
     const std::vector<ConvRecord> &convs() const { return conv_records_; }
     const std::vector<Func> &weights() const { return weights_; }
@@ -327,6 +563,20 @@ public:
     Var co{"co"}, kx{"kx"}, ky{"ky"}, ci{"ci"};
 
 private:
+    using Backward = std::function<std::vector<Func>(Func)>;
+    struct Node {
+        std::vector<int> inputs;  // tape ids (-1: not on the tape)
+        Map out;
+        Backward backward;        // dL/d(out) -> dL/d(each input); empty for inputs
+    };
+    struct ParamGrad {
+        int64_t offset, count;
+        Func value;  // (j), j < count, in the tensor's PyTorch layout
+    };
+    struct WeightGrad {
+        Func f;  // (co, kx, ky, ci)
+    };
+
     static int64_t elements(const TensorSpec &t) {
         int64_t n = 1;
         for (int d : t.dims)
@@ -342,6 +592,32 @@ private:
 
     static Expr sigmoid_expr(Expr v) { return 1.f / (1.f + Halide::exp(-v)); }
 
+    static Expr inside(const Map &m, Expr px, Expr py) {
+        return px >= 0 && px < m.width && py >= 0 && py < m.height;
+    }
+    // g over m's domain at (ch, px, py), clamped into it (callers select).
+    static Expr read(Func g, const Map &m, Expr ch, Expr px, Expr py) {
+        return g(ch, clamp(px, 0, m.width - 1), clamp(py, 0, m.height - 1));
+    }
+
+    static void resize_axis(Expr dst, Expr in, Expr out, Expr &i0, Expr &i1, Expr &t) {
+        Expr scale = Halide::cast<float>(in) / Halide::cast<float>(out);
+        Expr src = max((Halide::cast<float>(dst) + 0.5f) * scale - 0.5f, 0.f);
+        i0 = min(Halide::cast<int>(src), in - 1);
+        i1 = min(i0 + 1, in - 1);
+        t = src - Halide::cast<float>(i0);
+    }
+
+    Map record(Map out, const std::vector<Map> &inputs, Backward backward) {
+        Node n;
+        for (const Map &m : inputs) n.inputs.push_back(m.node);
+        out.node = (int)nodes_.size();
+        n.out = out;
+        n.backward = backward;
+        nodes_.push_back(n);
+        return out;
+    }
+
     // The offset of the next tensor, which must be `name` with `shape`.
     int64_t take(const std::string &name, std::vector<int> shape) {
         if (next_ >= specs_.size()) throw std::runtime_error("no tensor left for " + name);
@@ -356,36 +632,35 @@ private:
         return at;
     }
 
-    template <typename F>
-    Map pointwise(const Map &m, const std::string &tag, F fn) {
+    template <typename F, typename D>
+    Map pointwise(const Map &m, const std::string &tag, F fn, D derivative) {
         Func f{tag};
         f(c, x, y) = fn(m.f(c, x, y));
         for (const ConvRecord &conv : conv_records_)
             if (conv.out.f.name() == m.f.name() && !activation_of(conv.out.f).defined())
                 activations_.push_back({conv.out.f, f});
-        return {f, m.channels, m.width, m.height};
+        Func pre = m.f;
+        return record({f, m.channels, m.width, m.height}, {m}, [=](Func g) {
+            Func gi{tag + "_grad"};
+            gi(c, x, y) = derivative(pre(c, x, y), g(c, x, y));
+            return std::vector<Func>{gi};
+        });
     }
 
     // A conv's weights (repacked, output channel innermost: one vector load
-    // per tap) and bias, read from the flat buffer.
-    std::pair<Func, Func> conv_params(const Map &in, const std::string &name, int cout, int k,
-                                      bool bias, int groups) {
-        const int cin_g = in.channels / groups;
-        int64_t w0 = take(name + ".weight", {cout, cin_g, k, k});
+    // per tap) and bias (b0 < 0: none), read from the flat buffer.
+    std::pair<Func, Func> conv_params(const std::string &name, int64_t w0, int64_t b0, int cin_g,
+                                      int k) {
         Func w{"w_" + clean(name)}, b{"b_" + clean(name)};
         w(co, kx, ky, ci) = flat_(Expr((int)w0) + ((co * cin_g + ci) * k + ky) * k + kx);
-        if (bias) {
-            int64_t b0 = take(name + ".bias", {cout});
-            b(co) = flat_(Expr((int)b0) + co);
-        } else {
-            b(co) = 0.f;
-        }
+        if (b0 >= 0) b(co) = flat_(Expr((int)b0) + co);
+        else b(co) = 0.f;
         weights_.insert(weights_.end(), {w, b});
         return {w, b};
     }
 
     Map conv_over(const Map &in, const std::string &name, Func w, Func b, int cout, int k,
-                  int stride, int groups) {
+                  int stride, int groups, int64_t w0, int64_t b0) {
         const int cin_g = in.channels / groups, cout_g = cout / groups, pad = k / 2;
         Func padded = zero_outside(in);
         Func out{clean(name)};
@@ -396,14 +671,60 @@ private:
                         padded(ci_in, x * stride + r.y - pad, y * stride + r.z - pad);
         Map result{out, cout, (in.width + 2 * pad - k) / stride + 1,
                    (in.height + 2 * pad - k) / stride + 1};
-        conv_records_.push_back({in, result, padded, w, k, stride, groups});
-        return result;
+        const size_t index = conv_records_.size();
+        conv_records_.push_back({in, result, padded, w, k, stride, groups, w0, b0});
+        return record(result, {in}, [=](Func g) { return std::vector<Func>{conv_backward(index, g)}; });
+    }
+
+    // A conv's adjoint given dL/d(out) over its output domain: dL/d(in), and
+    // when parameters are wanted and trainable, dL/dw and dL/db.
+    Func conv_backward(size_t index, Func grad_out) {
+        const ConvRecord &cr = conv_records_.at(index);
+        const int cin = cr.in.channels, cout = cr.out.channels, k = cr.k, s = cr.stride, pad = k / 2;
+        const int cin_g = cin / cr.groups, cout_g = cout / cr.groups;
+        Func g{"grad_out_zero"};
+        g(c, x, y) = select(inside(cr.out, x, y), read(grad_out, cr.out, c, x, y), 0.f);
+        // dL/d(in)(ci, x, y) = Σ w(co, kx, ky, ci) · g(co, (x + pad − kx)/s, ...)
+        // over taps where s divides x + pad − kx: a transposed convolution.
+        Func gin{"grad_in"};
+        RDom r(0, cout_g, 0, k, 0, k);
+        Expr o = (c / cin_g) * cout_g + r.x;
+        Expr ux = x + pad - r.y, uy = y + pad - r.z;
+        gin(c, x, y) = 0.f;
+        if (s == 1) {
+            gin(c, x, y) += cr.w(o, r.y, r.z, c % cin_g) * g(o, ux, uy);
+        } else {
+            Expr hit = (ux % s == 0) && (uy % s == 0);
+            gin(c, x, y) += select(hit, cr.w(o, r.y, r.z, c % cin_g) * g(o, ux / s, uy / s), 0.f);
+        }
+        grad_maps_.push_back({gin, cin, cr.in.width, cr.in.height});
+        if (want_params_ && cr.w_offset >= 0) {
+            // dL/dw(co, kx, ky, ci) = Σ_{x,y} g(co, x, y) · in(ci', x·s + kx − pad, ...)
+            Func gw{"grad_w"}, gb{"grad_b"};
+            RDom p(0, cr.out.width, 0, cr.out.height);
+            Expr src_c = (co / cout_g) * cin_g + ci;
+            gw(co, kx, ky, ci) = 0.f;
+            gw(co, kx, ky, ci) += g(co, p.x, p.y) * cr.padded(src_c, p.x * s + kx - pad, p.y * s + ky - pad);
+            weight_grads_.push_back({gw});
+            Var j{"j"};
+            Func flat_w{"grad_w_flat"};  // [co][ci][ky][kx]
+            flat_w(j) = gw(j / (cin_g * k * k), j % k, (j / k) % k, (j / (k * k)) % cin_g);
+            param_grads_.push_back({cr.w_offset, (int64_t)cout * cin_g * k * k, flat_w});
+            if (cr.b_offset >= 0) {
+                gb(co) = 0.f;
+                gb(co) += g(co, p.x, p.y);
+                reductions_.push_back(gb);
+                Func flat_b{"grad_b_flat"};
+                flat_b(j) = gb(j);
+                param_grads_.push_back({cr.b_offset, (int64_t)cout, flat_b});
+            }
+        }
+        return gin;
     }
 
     Func zero_outside(const Map &in) {
         Func f{"zero_padded"};
-        Expr inside = x >= 0 && x < in.width && y >= 0 && y < in.height;
-        f(c, x, y) = select(inside, in.f(c, clamp(x, 0, in.width - 1), clamp(y, 0, in.height - 1)), 0.f);
+        f(c, x, y) = select(inside(in, x, y), read(in.f, in, c, x, y), 0.f);
         return f;
     }
 
@@ -414,6 +735,12 @@ private:
     std::vector<Func> weights_, resamples_, pointwise_;
     std::vector<std::pair<Func, Func>> activations_;  // (conv, its activation)
     std::vector<ConvRecord> conv_records_;
+    std::vector<Node> nodes_;
+    bool want_params_ = false;
+    std::vector<ParamGrad> param_grads_;
+    std::vector<WeightGrad> weight_grads_;
+    std::vector<Map> grad_maps_;
+    std::vector<Func> backward_funcs_, reductions_;
 };
 
 }  // namespace lumos

@@ -23,7 +23,7 @@
 // whole network with every block's statistics.
 
 #include "Halide.h"
-#include "layers.h"
+#include "isp_nets.h"
 
 namespace {
 
@@ -59,22 +59,23 @@ public:
         Func norm = lumos::normalised_mosaic(raw, W, H, cfa_x, cfa_y, black, scale);
 
         Map result;
-        Var ch = b.c, u = b.x, v = b.y;
         if (net != Net::Rmfa) {
             Map in = lumos::packed_bayer(norm, W, H, cfa_x, cfa_y);
-            result = net == Net::Efficient ? efficient_isp(b, in)
-                     : net == Net::Robust  ? robust_isp(b, in)
-                                           : layer_zoo(b, in);
+            result = net == Net::Efficient ? lumos::efficient_isp(b, in)
+                     : net == Net::Robust  ? lumos::robust_isp(b, in)
+                                           : lumos::layer_zoo(b, in);
             b.finish();
         } else {
-            Func split{"split"};
-            Expr s = max(norm(u, v), 0.f);
-            Expr ue = (u & 1) == 0, ve = (v & 1) == 0;
-            split(ch, u, v) = mux(ch, {select(ue && ve, s, 1.f), select(ue != ve, s, 1.f),
-                                       select(!ue && !ve, s, 1.f)});
-            Map in{split, 3, W + cfa_x, H + cfa_y};
+            Map in = lumos::rmfa_split(norm, W, H, cfa_x, cfa_y);
+            // Each block's pooled statistics, from the passes before this one.
+            lumos::RmfaPooling from_stats = [this](NetBuilder &, const Map &, int i) {
+                Func mean{"mean" + std::to_string(i)}, mx{"max" + std::to_string(i)};
+                mean(c, x, y) = stats(c, 0, i);
+                mx(c, x, y) = stats(c, 1, i);
+                return std::make_pair(Map{mean, 16, 1, 1}, Map{mx, 16, 1, 1});
+            };
             Map fused;
-            result = rmfa_tiny(b, in, pass, fused);
+            result = lumos::rmfa_tiny(b, in, pass, fused, from_stats);
             if (pass < 2) {
                 statistics(fused);
                 schedule_net(b, true);
@@ -104,71 +105,6 @@ private:
         case Net::Rmfa: return "rmfa";
         default: return "layer_zoo";
         }
-    }
-
-    // ------------------------------------------------------------ networks
-
-    // Test-only (tests/test_layers.c): the layers no ISP uses yet, in one
-    // chain from the packed input (4, W/2, H/2) back to (3, W, H).
-    static Map layer_zoo(NetBuilder &b, Map x) {
-        x = b.relu6(b.conv2d_bn(x, "dw", "dw_bn", 4, 3, false, 1, 4));  // depthwise + BN
-        x = b.leaky_relu(b.conv2d(x, "down", 8, 3, true, 2), 0.2f);     // (8, W/4, H/4)
-        Expr w2 = x.width * 2, h2 = x.height * 2;
-        x = b.resize_bilinear(b.max_pool2(x), w2, h2);                  // (8, W/2, H/2), ×4
-        x = b.conv2d(b.pixel_unshuffle(x, 2), "mix", 48, 1);            // (48, W/4, H/4)
-        return b.pixel_shuffle(x, 4);                                   // (3, W, H)
-    }
-
-    static Map efficient_isp(NetBuilder &b, Map x) {
-        x = b.tanh(b.conv2d(x, "conv1", 12, 3));
-        x = b.relu(b.conv2d(x, "conv2", 12, 3));
-        x = b.relu(b.conv2d(x, "conv3", 12, 3));
-        return b.pixel_shuffle(x, 2);
-    }
-
-    static Map robust_isp(NetBuilder &b, Map x) {
-        x = b.tanh(b.conv2d(x, "conv1", 16, 3));
-        x = b.relu(b.conv2d(x, "conv2", 4, 3));
-        x = b.relu(b.conv2d(x, "conv3", 12, 3));
-        return b.pixel_shuffle(x, 2);
-    }
-
-    // Texture (1×1 ∥ 3×3 convs) and tone mapping (a two-level illumination
-    // pyramid subtracted from the input), fused by a 3×3 conv.
-    static Map rmfa_fused(NetBuilder &b, const Map &x, const std::string &p) {
-        // (One statement per layer: the builder takes tensors in file order.)
-        Map high = b.relu(b.conv2d(x, p + "texture_module.high_freq.0", 8, 1));
-        Map low = b.relu(b.conv2d(x, p + "texture_module.low_freq.0", 8, 3));
-        Map texture = b.concat(high, low);
-        Map x1 = b.relu(b.conv2d(b.avg_pool2(x), p + "tone_mapping.level1.1", 16, 3));
-        Map x2 = b.relu(b.conv2d(b.avg_pool2(x1), p + "tone_mapping.level2.1", 16, 3));
-        Map x3 = b.relu(b.conv2d(x2, p + "tone_mapping.level3.0", 16, 3));
-        // Upsample(×2) of x3 has x1's size whenever the reference can add them.
-        Map combined = b.add(x1, b.resize_bilinear(x3, x1.width, x1.height));
-        Map up = b.resize_bilinear(combined, 2 * x1.width, 2 * x1.height);
-        // The reference interpolates again to x's size when ×2 missed it; at
-        // equal sizes this resize is the identity.
-        Map illumination = b.resize_bilinear(up, x.width, x.height);
-        Map tone = b.sub(x, illumination);
-        return b.relu(b.conv2d(b.concat(texture, tone), p + "fusion.0", 16, 3));
-    }
-
-    // RMFANet(num_blocks=2, width=16). Stops at block `stop`'s fused
-    // features (returned in `fused`) when stop < 2.
-    Map rmfa_tiny(NetBuilder &b, Map x, int stop, Map &fused) {
-        x = b.conv2d(x, "input_module.0", 16, 3);
-        x = b.tanh(b.conv2d(x, "input_module.1", 16, 3));
-        for (int i = 0; i < 2; i++) {
-            const std::string p = "rmfa_blocks." + std::to_string(i) + ".";
-            fused = rmfa_fused(b, x, p);
-            if (i == stop) return x;
-            Func mean{"mean" + std::to_string(i)}, mx{"max" + std::to_string(i)};
-            mean(c) = stats(c, 0, i);
-            mx(c) = stats(c, 1, i);
-            Map att = b.channel_attention(fused, p + "channel_attention", 16, mean, mx);
-            x = b.add(b.spatial_attention(att, p + "spatial_attention", 7), x);
-        }
-        return b.sigmoid(b.conv2d(x, "output_module.0", 3, 3));
     }
 
     // Output tiles of every network and of RMFA's statistics (see the

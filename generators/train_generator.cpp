@@ -1,21 +1,21 @@
-// train_generator.cpp — the training family: gradients of the layer
-// vocabulary (layers.h), one pipeline per GeneratorParam `op`.
+// train_generator.cpp — the training family: gradients through the layer
+// vocabulary (layers.h's tape), one pipeline per generator.
 //
-//   op=conv_backward: dL/d(in), dL/dw and dL/db of one conv (the grad_conv
-//     or grad_conv_s2 network of isp_nets.def), given the input and
-//     dL/d(out). Outputs the input gradient (c, x, y) and the weight
-//     gradient in the flat buffer's layout (weights then bias).
+//   train (stride=1|2): dL/d(in) and dL/dθ of one conv (the grad_conv or
+//     grad_conv_s2 network of isp_nets.def), given the input and dL/d(out),
+//     for the single-layer gradient tests.
 //
-//   efficient_grad: dL/dθ of EfficientISP's parameters (flat, isp_nets.def
-//     order) for one mosaic, given dL/d(output) (c, x, y) in mosaic
-//     coordinates: the forward recomputed, then every layer's adjoint in
-//     reverse — pixel unshuffle, ReLU', conv3ᵀ, ReLU', conv2ᵀ, tanh', conv1ᵀ.
+//   isp_grad (net=efficient|robust|rmfa): dL/dθ of a learned ISP's
+//     parameters (flat, isp_nets.def order) for one mosaic, given
+//     dL/d(output) (c, x, y) in mosaic coordinates: the forward of
+//     isp_nets.h recomputed, then its tape walked backwards. RMFA's channel
+//     attention pools over the whole crop inside the pipeline.
 //
-// Schedule: every stage at root — these pipelines serve the gradient tests
-// for now; the training step's schedules come with it.
+// Schedule: every stage at root (NetBuilder::schedule_at_root), parallel
+// over rows: training runs on crops of a few hundred pixels.
 
 #include "Halide.h"
-#include "layers.h"
+#include "isp_nets.h"
 
 namespace {
 
@@ -37,40 +37,32 @@ public:
         const std::string net = stride == 1 ? "grad_conv" : "grad_conv_s2";
         NetBuilder b(weights, net);
         Var c = b.c, x = b.x, y = b.y;
-        const int cin = 4, cout = 6, k = 3;
-        Map input{in, cin, in.dim(1).extent(), in.dim(2).extent()};
-        Map out = b.conv2d(input, "conv", cout, k, true, stride);
+        const int cin = 4, cout = 6, n = (int)NetBuilder::flat_size(net);
+        Func input{"input"}, g{"g"};
+        input(c, x, y) = in(c, x, y);
+        g(c, x, y) = grad_out(c, x, y);
+        Map x0 = b.input({input, cin, in.dim(1).extent(), in.dim(2).extent()});
+        Map out = b.conv2d(x0, "conv", cout, 3, true, stride);
         b.finish();
-        NetBuilder::ConvGrads g = b.conv2d_backward(0, Map{grad_out, cout, out.width, out.height});
-
-        grad_in(c, x, y) = g.input.f(c, x, y);
-        // Flat layout of the weights: [co][ci][ky][kx], then the bias.
+        NetBuilder::Gradients gr = b.backward(out, g, true);
+        grad_in(c, x, y) = gr.of(x0).f(c, x, y);
         Var i{"i"};
-        const int nw = cout * cin * k * k;
-        Expr j = min(i, nw - 1);
-        Expr kx = j % k, ky = (j / k) % k, ci = (j / (k * k)) % cin, co = j / (k * k * cin);
-        grad_weights(i) = select(i < nw, g.weight(co, kx, ky, ci), g.bias(clamp(i - nw, 0, cout - 1)));
+        grad_weights(i) = gr.params(i);
 
         in.dim(0).set_bounds(0, cin);
         grad_out.dim(0).set_bounds(0, cout);
         grad_in.dim(0).set_bounds(0, cin);
-        weights.dim(0).set_bounds(0, (int)NetBuilder::flat_size(net));
-        grad_weights.dim(0).set_bounds(0, (int)NetBuilder::flat_size(net));
-        in.set_estimates({{0, cin}, {0, 64}, {0, 64}});
-        grad_out.set_estimates({{0, cout}, {0, 64}, {0, 64}});
-        weights.set_estimates({{0, (int)NetBuilder::flat_size(net)}});
-        grad_in.set_estimates({{0, cin}, {0, 64}, {0, 64}});
-        grad_weights.set_estimates({{0, (int)NetBuilder::flat_size(net)}});
-        if (get_auto_schedule()) return;
-        g.weight.compute_root();
-        g.bias.compute_root();
-        g.input.f.compute_root();
-        for (Func w : b.weights()) w.compute_root();
+        weights.dim(0).set_bounds(0, n);
+        grad_weights.dim(0).set_bounds(0, n);
+        input.compute_root();
+        b.schedule_at_root();
     }
 };
 
-class EfficientGrad : public Generator<EfficientGrad> {
+class IspGrad : public Generator<IspGrad> {
 public:
+    GeneratorParam<std::string> net{"net", "efficient"};  // efficient | robust | rmfa
+
     Input<Buffer<uint16_t>> raw{"raw", 2};
     Input<int> cfa_x{"cfa_x"};
     Input<int> cfa_y{"cfa_y"};
@@ -81,74 +73,45 @@ public:
     Output<Buffer<float>> grad_weights{"grad_weights", 1};
 
     void generate() {
-        NetBuilder b(weights, "efficient");
+        const std::string name = net;
+        NetBuilder b(weights, name);
         Var c = b.c, x = b.x, y = b.y;
         Expr W = raw.width(), H = raw.height();
-        Map in = lumos::packed_bayer(
-            lumos::normalised_mosaic(raw, W, H, cfa_x, cfa_y, black, scale), W, H, cfa_x, cfa_y);
-        // The forward, exactly as learned_isp_generator.cpp builds it.
-        Map c1 = b.conv2d(in, "conv1", 12, 3);
-        Map c2 = b.conv2d(b.tanh(c1), "conv2", 12, 3);
-        Map c3 = b.conv2d(b.relu(c2), "conv3", 12, 3);
+        Func norm = lumos::normalised_mosaic(raw, W, H, cfa_x, cfa_y, black, scale);
+        Map out;
+        if (name == "efficient" || name == "robust") {
+            Map in = lumos::packed_bayer(norm, W, H, cfa_x, cfa_y);
+            out = name == "efficient" ? lumos::efficient_isp(b, in) : lumos::robust_isp(b, in);
+        } else if (name == "rmfa") {
+            Map fused;
+            out = lumos::rmfa_tiny(b, lumos::rmfa_split(norm, W, H, cfa_x, cfa_y), 2, fused,
+                                   lumos::rmfa_pool_in_pipeline());
+        } else {
+            throw std::runtime_error("isp_grad: unknown net " + name);
+        }
         b.finish();
 
-        // dL/d(shuffled output) in network coordinates: zero where the
-        // network's blocks reach past the mosaic.
+        // dL/d(output) in network coordinates: zero where the network's
+        // domain reaches past the mosaic (the packed nets' last block).
         Func g{"g"};
         Expr gx = x - cfa_x, gy = y - cfa_y;
         g(c, x, y) = select(gx >= 0 && gx < W && gy >= 0 && gy < H,
                             grad_out(c, clamp(gx, 0, W - 1), clamp(gy, 0, H - 1)), 0.f);
-        Map g_out{g, 3, 2 * in.width, 2 * in.height};
-        Map g3 = b.relu_backward(c3, b.pixel_unshuffle(g_out, 2));
-        NetBuilder::ConvGrads d3 = b.conv2d_backward(2, g3);
-        NetBuilder::ConvGrads d2 = b.conv2d_backward(1, b.relu_backward(c2, d3.input));
-        NetBuilder::ConvGrads d1 = b.conv2d_backward(0, b.tanh_backward(c1, d2.input));
-
-        // Flat, in isp_nets.def order: conv1.weight, conv1.bias, conv2..., conv3...
+        NetBuilder::Gradients gr = b.backward(out, g, true);
         Var i{"i"};
-        const NetBuilder::ConvGrads *d[3] = {&d1, &d2, &d3};
-        const int cin[3] = {4, 12, 12}, cout = 12;
-        Expr value = 0.f;
-        int at = 0;
-        for (int l = 0; l < 3; l++) {
-            const int nw = cout * cin[l] * 9;
-            Expr j = clamp(i - at, 0, nw - 1);
-            Expr w = d[l]->weight(j / (9 * cin[l]), j % 3, (j / 3) % 3, (j / 9) % cin[l]);
-            value = select(i >= at && i < at + nw, w, value);
-            at += nw;
-            Expr bias = d[l]->bias(clamp(i - at, 0, cout - 1));
-            value = select(i >= at && i < at + cout, bias, value);
-            at += cout;
-        }
-        grad_weights(i) = value;
+        grad_weights(i) = gr.params(i);
 
-        const int n = (int)NetBuilder::flat_size("efficient");
+        const int n = (int)NetBuilder::flat_size(name);
         raw.dim(0).set_min(0);
         raw.dim(1).set_min(0);
         weights.dim(0).set_bounds(0, n);
         grad_weights.dim(0).set_bounds(0, n);
         grad_out.dim(0).set_bounds(0, 3);
-        raw.set_estimates({{0, 64}, {0, 64}});
-        black.set_estimates({{0, 2}, {0, 2}});
-        scale.set_estimates({{0, 2}, {0, 2}});
-        weights.set_estimates({{0, n}});
-        grad_out.set_estimates({{0, 3}, {0, 64}, {0, 64}});
-        grad_weights.set_estimates({{0, n}});
-        cfa_x.set_estimate(0);
-        cfa_y.set_estimate(0);
-        if (get_auto_schedule()) return;
-        for (Func f : b.weights()) f.compute_root();
-        for (NetBuilder::ConvRecord cr : b.convs()) cr.out.f.compute_root();
-        for (NetBuilder::ConvGrads dl : {d1, d2, d3}) {
-            dl.weight.compute_root();
-            dl.bias.compute_root();
-            dl.input.f.compute_root();
-        }
-        g3.f.compute_root();
+        b.schedule_at_root();
     }
 };
 
 }  // namespace
 
 HALIDE_REGISTER_GENERATOR(Train, train)
-HALIDE_REGISTER_GENERATOR(EfficientGrad, efficient_grad)
+HALIDE_REGISTER_GENERATOR(IspGrad, isp_grad)

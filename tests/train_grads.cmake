@@ -9,7 +9,3 @@ endforeach()
 lumos_test(test_grads SOURCES test_grads.c ref/isp_nets_ref.c LABEL train
            ARGS ${LUMOS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/torch/isp_nets.py)
 target_link_libraries(test_grads PRIVATE lumos_conv_backward_s1 lumos_conv_backward_s2)
-add_halide_library(lumos_efficient_grad FROM train.generator GENERATOR efficient_grad
-                   TARGETS ${LUMOS_HALIDE_TARGETS} FEATURES ${LUMOS_HALIDE_FEATURES}
-                   USE_RUNTIME lumos_isp_full_u8.runtime)
-target_link_libraries(test_grads PRIVATE lumos_efficient_grad)
