@@ -12,6 +12,7 @@
 // (floor for pooling and strided convs).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -35,6 +36,12 @@ struct Map {
     Expr width, height;
     int node = -1;   // its place on the builder's tape (-1: not on it, no gradient)
 };
+
+// How a conv pads: PyTorch's padding=k/2 on every side, or TF/Keras
+// "same" (total max((⌈n/s⌉ − 1)·s + k − n, 0), the odd pixel after: a
+// stride-2 3×3 conv on an even size pads only bottom/right), for weights
+// trained in TF (the MobileNetV2 of nsfwjs).
+enum class Padding { Torch, TfSame };
 
 // One tensor of isp_nets.def.
 struct TensorSpec {
@@ -90,12 +97,30 @@ public:
         if (specs_.empty()) throw std::runtime_error("no tensors for network " + net);
     }
 
+    // A builder for weightless layers (a loss's preprocessing).
+    NetBuilder() = default;
+
     // Number of floats in the flat buffer.
     static int64_t flat_size(const std::string &net) {
         int64_t n = 0;
         for (const TensorSpec &t : all_tensors())
             if (net == t.net) n += elements(t);
         return n;
+    }
+
+    // Continue at tensor `name` (a pipeline that builds one part of a
+    // network: a block of the feature network).
+    void seek(const std::string &name) {
+        int64_t at = 0;
+        for (size_t i = 0; i < specs_.size(); i++) {
+            if (name == specs_[i].name) {
+                next_ = i;
+                offset_ = at;
+                return;
+            }
+            at += elements(specs_[i]);
+        }
+        throw std::runtime_error("no tensor " + name);
     }
 
     // Every tensor must have been consumed, in order.
@@ -113,12 +138,12 @@ public:
     // Conv2d(in.channels, cout, k, stride, padding=k/2, groups), PyTorch
     // semantics; `groups == in.channels == cout` is a depthwise conv.
     Map conv2d(const Map &in, const std::string &name, int cout, int k, bool bias = true,
-               int stride = 1, int groups = 1) {
+               int stride = 1, int groups = 1, Padding padding = Padding::Torch) {
         const int cin_g = in.channels / groups;
         int64_t w0 = take(name + ".weight", {cout, cin_g, k, k});
         int64_t b0 = bias ? take(name + ".bias", {cout}) : -1;
         std::pair<Func, Func> wb = conv_params(name, w0, b0, cin_g, k);
-        return conv_over(in, name, wb.first, wb.second, cout, k, stride, groups, w0, b0);
+        return conv_over(in, name, wb.first, wb.second, cout, k, stride, groups, padding, w0, b0);
     }
 
     // A Conv2d followed by BatchNorm2d in eval mode, the norm folded into the
@@ -126,7 +151,8 @@ public:
     // b' = (b − μ)·γ/√(σ²+ε) + β. The norm's four tensors follow the conv's.
     // Frozen: backward() gives its input gradient, not its parameters'.
     Map conv2d_bn(const Map &in, const std::string &conv, const std::string &bn, int cout, int k,
-                  bool bias = false, int stride = 1, int groups = 1, float eps = 1e-5f) {
+                  bool bias = false, int stride = 1, int groups = 1, float eps = 1e-5f,
+                  Padding padding = Padding::Torch) {
         const int cin_g = in.channels / groups;
         int64_t w0 = take(conv + ".weight", {cout, cin_g, k, k});
         int64_t b0 = bias ? take(conv + ".bias", {cout}) : -1;
@@ -138,7 +164,7 @@ public:
         w(co, kx, ky, ci) = wb.first(co, kx, ky, ci) * gain(co);
         b(co) = (wb.second(co) - flat_(Expr((int)mu) + co)) * gain(co) + flat_(Expr((int)be) + co);
         weights_.insert(weights_.end(), {gain, w, b});
-        return conv_over(in, conv, w, b, cout, k, stride, groups, -1, -1);
+        return conv_over(in, conv, w, b, cout, k, stride, groups, padding, -1, -1);
     }
 
     Map relu(const Map &m) {
@@ -440,6 +466,14 @@ public:
         });
     }
 
+    // A layer written outside this file (a loss's preprocessing, say): its
+    // output over its inputs, and its adjoint (dL/d(out) → dL/d(each input),
+    // undefined Funcs for none), put on the tape like any other.
+    using Backward = std::function<std::vector<Func>(Func)>;
+    Map custom(const Map &out, const std::vector<Map> &inputs, Backward backward) {
+        return record(out, inputs, backward);
+    }
+
     // ------------------------------------------------------------- backward
     //
     // Reverse mode over the tape every layer above writes: each layer's
@@ -457,13 +491,22 @@ public:
     // with_params: also the parameters' gradient (costs the weight
     // reductions); else only maps' gradients (a frozen feature network).
     Gradients backward(const Map &out, Func grad_out, bool with_params) {
-        if (out.node < 0) throw std::runtime_error("backward: output is not on the tape");
+        return backward({{out, grad_out}}, with_params);
+    }
+    // The same from several outputs at once (feature maps a loss taps at
+    // several depths): L's gradient with respect to each is given.
+    Gradients backward(const std::vector<std::pair<Map, Func>> &seeds, bool with_params) {
         want_params_ = with_params;
         std::vector<std::vector<Func>> parts(nodes_.size());
-        parts[out.node].push_back(grad_out);
+        int last = -1;
+        for (const auto &s : seeds) {
+            if (s.first.node < 0) throw std::runtime_error("backward: output is not on the tape");
+            parts[s.first.node].push_back(s.second);
+            last = std::max(last, s.first.node);
+        }
         Gradients gr;
         gr.of_node.resize(nodes_.size());
-        for (int id = out.node; id >= 0; id--) {
+        for (int id = last; id >= 0; id--) {
             if (parts[id].empty()) continue;
             const Node &n = nodes_[id];
             Func total = parts[id][0];
@@ -545,6 +588,7 @@ public:
         Func padded;
         Func w;  // (co, kx, ky, ci)
         int k, stride, groups;
+        Expr pad_x, pad_y;           // padding before (left, top)
         int64_t w_offset, b_offset;  // in the flat buffer; -1: none / frozen
     };
     const std::vector<ConvRecord> &convs() const { return conv_records_; }
@@ -563,7 +607,6 @@ public:
     Var co{"co"}, kx{"kx"}, ky{"ky"}, ci{"ci"};
 
 private:
-    using Backward = std::function<std::vector<Func>(Func)>;
     struct Node {
         std::vector<int> inputs;  // tape ids (-1: not on the tape)
         Map out;
@@ -660,19 +703,32 @@ private:
     }
 
     Map conv_over(const Map &in, const std::string &name, Func w, Func b, int cout, int k,
-                  int stride, int groups, int64_t w0, int64_t b0) {
-        const int cin_g = in.channels / groups, cout_g = cout / groups, pad = k / 2;
+                  int stride, int groups, Padding padding, int64_t w0, int64_t b0) {
+        const int cin_g = in.channels / groups, cout_g = cout / groups;
+        // Padding before (left / top) and the output size, per axis.
+        auto axis = [&](Expr n, Expr &before, Expr &out_n) {
+            if (padding == Padding::Torch) {
+                before = k / 2;
+                out_n = (n + 2 * (k / 2) - k) / stride + 1;
+            } else {
+                out_n = (n + stride - 1) / stride;
+                Expr total = max((out_n - 1) * stride + k - n, 0);
+                before = total / 2;
+            }
+        };
+        Expr pad_x, pad_y, ow, oh;
+        axis(in.width, pad_x, ow);
+        axis(in.height, pad_y, oh);
         Func padded = zero_outside(in);
         Func out{clean(name)};
         RDom r(0, cin_g, 0, k, 0, k);
         Expr ci_in = groups == 1 ? Expr(r.x) : (c / cout_g) * cin_g + r.x;
         out(c, x, y) = b(c);
         out(c, x, y) += w(c, r.y, r.z, r.x) *
-                        padded(ci_in, x * stride + r.y - pad, y * stride + r.z - pad);
-        Map result{out, cout, (in.width + 2 * pad - k) / stride + 1,
-                   (in.height + 2 * pad - k) / stride + 1};
+                        padded(ci_in, x * stride + r.y - pad_x, y * stride + r.z - pad_y);
+        Map result{out, cout, ow, oh};
         const size_t index = conv_records_.size();
-        conv_records_.push_back({in, result, padded, w, k, stride, groups, w0, b0});
+        conv_records_.push_back({in, result, padded, w, k, stride, groups, pad_x, pad_y, w0, b0});
         return record(result, {in}, [=](Func g) { return std::vector<Func>{conv_backward(index, g)}; });
     }
 
@@ -680,8 +736,9 @@ private:
     // when parameters are wanted and trainable, dL/dw and dL/db.
     Func conv_backward(size_t index, Func grad_out) {
         const ConvRecord &cr = conv_records_.at(index);
-        const int cin = cr.in.channels, cout = cr.out.channels, k = cr.k, s = cr.stride, pad = k / 2;
+        const int cin = cr.in.channels, cout = cr.out.channels, k = cr.k, s = cr.stride;
         const int cin_g = cin / cr.groups, cout_g = cout / cr.groups;
+        Expr pad_x = cr.pad_x, pad_y = cr.pad_y;
         Func g{"grad_out_zero"};
         g(c, x, y) = select(inside(cr.out, x, y), read(grad_out, cr.out, c, x, y), 0.f);
         // dL/d(in)(ci, x, y) = Σ w(co, kx, ky, ci) · g(co, (x + pad − kx)/s, ...)
@@ -689,7 +746,7 @@ private:
         Func gin{"grad_in"};
         RDom r(0, cout_g, 0, k, 0, k);
         Expr o = (c / cin_g) * cout_g + r.x;
-        Expr ux = x + pad - r.y, uy = y + pad - r.z;
+        Expr ux = x + pad_x - r.y, uy = y + pad_y - r.z;
         gin(c, x, y) = 0.f;
         if (s == 1) {
             gin(c, x, y) += cr.w(o, r.y, r.z, c % cin_g) * g(o, ux, uy);
@@ -704,7 +761,7 @@ private:
             RDom p(0, cr.out.width, 0, cr.out.height);
             Expr src_c = (co / cout_g) * cin_g + ci;
             gw(co, kx, ky, ci) = 0.f;
-            gw(co, kx, ky, ci) += g(co, p.x, p.y) * cr.padded(src_c, p.x * s + kx - pad, p.y * s + ky - pad);
+            gw(co, kx, ky, ci) += g(co, p.x, p.y) * cr.padded(src_c, p.x * s + kx - pad_x, p.y * s + ky - pad_y);
             weight_grads_.push_back({gw});
             Var j{"j"};
             Func flat_w{"grad_w_flat"};  // [co][ci][ky][kx]

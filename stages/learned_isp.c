@@ -30,7 +30,11 @@ enum {
     NET_rmfa = LUMOS_ISP_RMFA_TINY,
     NET_layer_zoo = -1, /* test-only: tests/test_layers.c */
     NET_grad_conv = -2, /* test-only: tests/test_grads.c */
-    NET_grad_conv_s2 = -3
+    NET_grad_conv_s2 = -3,
+    NET_mobilenet = LUMOS__NET_MOBILENET,
+    NET_disc_texture_early = LUMOS__NET_DISC_TEXTURE_EARLY,
+    NET_disc_texture_deep = LUMOS__NET_DISC_TEXTURE_DEEP,
+    NET_disc_colour = LUMOS__NET_DISC_COLOUR
 };
 
 static const struct {

@@ -1,0 +1,253 @@
+// loss_generator.cpp — the pieces of the feature-space losses of unpaired
+// ISP training, each with its gradient from the layers.h tape; chained by
+// stages/train_losses.c. Images are (c, x, y), 3 channels: the ISP's float
+// output (sRGB-encoded, about [0, 1]); feature maps (c, x, y) likewise.
+//
+//   preprocess (kind=lightness|blur, mode=fwd|bwd): lightness = CIE L* of
+//     the image's linear luminance, mapped to [-1, 1] and repeated to 3
+//     channels (content and texture: the method's luminance and grayscale
+//     inputs); blur = a 21×21 Gaussian (σ 3, zeros outside) mapped to
+//     [-1, 1] (colour). bwd: dL/d(image) from dL/d(preprocessed).
+//
+//   mbv2_block (block=0..11, mode=fwd|bwd): MobileNetV2's features[block]
+//     (features.h); bwd: dL/d(input) from the input and dL/d(output), the
+//     block's forward recomputed. The network is one pipeline per block:
+//     whole, with its backward, it is ~1,000 stages, which Halide 14 takes
+//     over 20 minutes to lower.
+//
+//   disc (kind=texture_early|texture_deep|colour, mode=g|d): a
+//     discriminator's mean score over its input feature map and dD/d(input);
+//     mode d also dD/dθ (flat, as (n, 1, 1)).
+//
+// Schedule: every stage at root, parallel over rows (crops of ~128²).
+
+#include "Halide.h"
+#include <map>
+
+#include "features.h"
+
+namespace {
+
+using namespace Halide;
+using lumos::Map;
+using lumos::NetBuilder;
+
+// sRGB decoding (extended linearly below 0) and its derivative.
+Expr srgb_to_linear(Expr v) {
+    return select(v <= 0.04045f, v / 12.92f, pow((v + 0.055f) / 1.055f, 2.4f));
+}
+Expr srgb_to_linear_slope(Expr v) {
+    return select(v <= 0.04045f, 1.f / 12.92f, (2.4f / 1.055f) * pow((v + 0.055f) / 1.055f, 1.4f));
+}
+
+const float kLuma[3] = {0.2126f, 0.7152f, 0.0722f};   // linear sRGB → Y
+
+// L*/50 − 1 of an image, repeated to 3 channels, on b's tape.
+Map lightness(NetBuilder &b, const Map &img) {
+    Var c = b.c, x = b.x, y = b.y;
+    const float d3 = 216.f / 24389.f, k = 1.f / (3.f * (6.f / 29.f) * (6.f / 29.f));
+    Func Y{"luminance"}, f{"lightness"};
+    Y(x, y) = kLuma[0] * srgb_to_linear(img.f(0, x, y)) + kLuma[1] * srgb_to_linear(img.f(1, x, y)) +
+              kLuma[2] * srgb_to_linear(img.f(2, x, y));
+    Expr yv = Y(x, y);
+    Expr fy = select(yv > d3, pow(max(yv, d3), 1.f / 3.f), yv * k + 4.f / 29.f);
+    f(c, x, y) = (116.f * fy - 16.f) / 50.f - 1.f;
+    Func img_f = img.f;
+    return b.custom({f, 3, img.width, img.height}, {img}, [=](Func g) {
+        Func gi{"lightness_grad"};
+        Expr yv = Y(x, y);
+        Expr dfy = select(yv > d3, (1.f / 3.f) * pow(max(yv, d3), -2.f / 3.f), k);
+        Expr common = (g(0, x, y) + g(1, x, y) + g(2, x, y)) * (116.f / 50.f) * dfy;
+        gi(c, x, y) = common * mux(c, {kLuma[0], kLuma[1], kLuma[2]}) * srgb_to_linear_slope(img_f(c, x, y));
+        return std::vector<Func>{gi};
+    });
+}
+
+// A separable blur of src (zero outside m's domain) by a symmetric kernel(i),
+// i in [-radius, radius].
+Func blur_over(Func src, const Map &m, Func kernel, int radius, const std::string &tag) {
+    Var c{"c"}, x{"x"}, y{"y"};
+    RDom r(-radius, 2 * radius + 1);
+    Func zero{tag + "_zero"}, rows{tag + "_rows"}, cols{tag};
+    zero(c, x, y) = select(x >= 0 && x < m.width && y >= 0 && y < m.height,
+                           src(c, clamp(x, 0, m.width - 1), clamp(y, 0, m.height - 1)), 0.f);
+    rows(c, x, y) = 0.f;
+    rows(c, x, y) += kernel(r) * zero(c, x + r, y);
+    cols(c, x, y) = 0.f;
+    cols(c, x, y) += kernel(r) * rows(c, x, y + r);
+    for (Func f : {rows, cols}) {
+        f.compute_root().parallel(y);
+        f.update().parallel(y);
+    }
+    return cols;
+}
+
+// 2·blur(img) − 1: a 21×21 Gaussian, σ 3, zeros outside the image. The
+// kernel is symmetric, so the adjoint is the same blur of the gradient.
+Map blurred(NetBuilder &b, const Map &img) {
+    Var c = b.c, x = b.x, y = b.y;
+    const int radius = 10;
+    float taps[2 * radius + 1], sum = 0;
+    for (int i = -radius; i <= radius; i++) sum += taps[i + radius] = std::exp(-i * i / (2.f * 9.f));
+    Func kernel{"gauss"};
+    Var i{"i"};
+    Expr kv = 0.f;
+    for (int t = 0; t <= 2 * radius; t++) kv = select(i == t - radius, taps[t] / sum, kv);
+    kernel(i) = kv;
+    kernel.compute_root();
+    Func blur_img = blur_over(img.f, img, kernel, radius, "blur");
+    Func f{"blurred"};
+    f(c, x, y) = 2.f * blur_img(c, x, y) - 1.f;
+    return b.custom({f, 3, img.width, img.height}, {img}, [=](Func g) {
+        Func g2{"blur_grad_in"};
+        g2(c, x, y) = 2.f * g(c, x, y);
+        return std::vector<Func>{blur_over(g2, img, kernel, radius, "blur_grad")};
+    });
+}
+
+// A discriminator (isp_nets.def "disc_*") on feature map x: its per-position
+// score map (1 channel).
+Map discriminator(NetBuilder &b, Map x, bool colour) {
+    auto lrelu = [&](Map m) { return b.leaky_relu(m, 0.2f); };
+    if (colour) {
+        x = lrelu(b.conv2d(x, "fc1", 512, 1));
+        x = lrelu(b.conv2d(x, "fc2", 512, 1));
+        return b.conv2d(x, "fc3", 1, 1);
+    }
+    x = lrelu(b.conv2d(x, "conv1", 48, 5, true, 2));
+    x = lrelu(b.conv2d(x, "conv2", 128, 3, true, 2));
+    x = lrelu(b.conv2d(x, "conv3", 192, 3));
+    x = lrelu(b.conv2d(x, "conv4", 192, 3));
+    x = lrelu(b.conv2d(x, "conv5", 128, 3, true, 2));
+    x = lrelu(b.conv2d(x, "fc1", 1024, 1));
+    return b.conv2d(x, "fc2", 1, 1);
+}
+
+enum class Mode { Fwd, Bwd };
+const std::map<std::string, Mode> kModes = {{"fwd", Mode::Fwd}, {"bwd", Mode::Bwd}};
+
+// An image or feature Input as a Func, computed once.
+Func buffer_func(Func in, const std::string &name) {
+    Var c{"c"}, x{"x"}, y{"y"};
+    Func f{name};
+    f(c, x, y) = in(c, x, y);
+    f.compute_root();
+    return f;
+}
+
+enum class Pre { Lightness, Blur };
+
+class Preprocess : public Generator<Preprocess> {
+public:
+    GeneratorParam<Pre> kind{"kind", Pre::Lightness, {{"lightness", Pre::Lightness}, {"blur", Pre::Blur}}};
+    GeneratorParam<Mode> mode{"mode", Mode::Fwd, kModes};
+
+    Input<Buffer<float>> image{"image", 3};
+    Input<Buffer<float>> grad{"grad", 3};   // bwd: dL/d(preprocessed); fwd: unused
+    Output<Buffer<float>> result{"result", 3};
+
+    void generate() {
+        NetBuilder b;
+        Var c = b.c, x = b.x, y = b.y;
+        Expr W = image.dim(1).extent(), H = image.dim(2).extent();
+        Map img = b.input({buffer_func(image, "image_in"), 3, W, H});
+        Map pre = kind == Pre::Lightness ? lightness(b, img) : blurred(b, img);
+        if (mode == Mode::Fwd) {
+            result(c, x, y) = pre.f(c, x, y);
+        } else {
+            NetBuilder::Gradients g = b.backward(pre, buffer_func(grad, "grad_in"), false);
+            result(c, x, y) = g.of(img).f(c, x, y);
+        }
+        for (auto *in : {&image, &grad}) in->dim(0).set_bounds(0, 3).set_stride(1);
+        result.dim(0).set_bounds(0, 3).set_stride(1);
+        result.parallel(y);
+        b.schedule_at_root();
+    }
+};
+
+class Mbv2Block : public Generator<Mbv2Block> {
+public:
+    GeneratorParam<int> block{"block", 0};
+    GeneratorParam<Mode> mode{"mode", Mode::Fwd, kModes};
+
+    Input<Buffer<float>> in{"in", 3};             // (cin, w, h)
+    Input<Buffer<float>> features{"features", 1}; // the whole MobileNetV2
+    Input<Buffer<float>> grad{"grad", 3};         // bwd: dL/d(output); fwd: unused
+    Output<Buffer<float>> result{"result", 3};    // fwd: output; bwd: dL/d(in)
+
+    void generate() {
+        NetBuilder b(features, "mobilenet");
+        b.seek(lumos::mobilenet_block_first_tensor(block));
+        Var c = b.c, x = b.x, y = b.y;
+        const lumos::MobileNetBlock s = lumos::mobilenet_block_shape(block);
+        Map x0 = b.input({buffer_func(in, "in_f"), s.cin, in.dim(1).extent(), in.dim(2).extent()});
+        Map out = lumos::mobilenet_block(b, x0, block);
+        if (mode == Mode::Fwd) {
+            result(c, x, y) = out.f(c, x, y);
+            result.dim(0).set_bounds(0, s.cout).set_stride(1);
+        } else {
+            NetBuilder::Gradients g = b.backward(out, buffer_func(grad, "grad_f"), false);
+            result(c, x, y) = g.of(x0).f(c, x, y);
+            result.dim(0).set_bounds(0, s.cin).set_stride(1);
+        }
+        in.dim(0).set_bounds(0, s.cin).set_stride(1);
+        grad.dim(0).set_bounds(0, s.cout).set_stride(1);
+        features.dim(0).set_bounds(0, (int)NetBuilder::flat_size("mobilenet"));
+        result.parallel(y);
+        b.schedule_at_root();
+    }
+};
+
+enum class DiscKind { TextureEarly, TextureDeep, Colour };
+
+class Disc : public Generator<Disc> {
+public:
+    GeneratorParam<DiscKind> kind{"kind", DiscKind::TextureEarly,
+                                  {{"texture_early", DiscKind::TextureEarly},
+                                   {"texture_deep", DiscKind::TextureDeep},
+                                   {"colour", DiscKind::Colour}}};
+    GeneratorParam<std::string> mode{"mode", "d"};  // g: input gradient only; d: also θ's
+
+    Input<Buffer<float>> in{"in", 3};            // the feature map (c, x, y)
+    Input<Buffer<float>> disc{"disc", 1};        // this discriminator's weights
+    Output<Buffer<float>> score{"score", 1};     // [1] the mean score
+    Output<Buffer<float>> grad_in{"grad_in", 3}; // dD/d(in)
+    Output<Buffer<float>> grad_params{"grad_params", 3};  // d: dD/dθ as (n, 1, 1); g: (1, 1, 1) zero
+
+    void generate() {
+        const std::string net = kind == DiscKind::TextureEarly ? "disc_texture_early"
+                                : kind == DiscKind::TextureDeep ? "disc_texture_deep"
+                                                                : "disc_colour";
+        const int channels = kind == DiscKind::TextureEarly ? 16 : kind == DiscKind::TextureDeep ? 64 : 96;
+        const bool params = std::string(mode) == "d";
+        NetBuilder b(disc, net);
+        Var c = b.c, x = b.x, y = b.y;
+        Map x0 = b.input({buffer_func(in, "in_f"), channels, in.dim(1).extent(), in.dim(2).extent()});
+        Map mean = b.global_avg_pool(discriminator(b, x0, kind == DiscKind::Colour));
+        b.finish();
+        Var i{"i"};
+        score(i) = mean.f(0, 0, 0);
+        Func one{"one"};
+        one(c, x, y) = 1.f;
+        NetBuilder::Gradients g = b.backward(mean, one, params);
+        grad_in(c, x, y) = g.of(x0).f(c, x, y);
+        const int n = (int)NetBuilder::flat_size(net);
+        if (params) grad_params(c, x, y) = g.params(c);
+        else grad_params(c, x, y) = 0.f;
+        in.dim(0).set_bounds(0, channels).set_stride(1);
+        grad_in.dim(0).set_bounds(0, channels).set_stride(1);
+        grad_params.dim(0).set_bounds(0, params ? n : 1).set_stride(1);
+        grad_params.dim(1).set_bounds(0, 1);
+        grad_params.dim(2).set_bounds(0, 1);
+        score.dim(0).set_bounds(0, 1);
+        disc.dim(0).set_bounds(0, n);
+        grad_in.parallel(y);
+        b.schedule_at_root();
+    }
+};
+
+}  // namespace
+
+HALIDE_REGISTER_GENERATOR(Preprocess, preprocess)
+HALIDE_REGISTER_GENERATOR(Mbv2Block, mbv2_block)
+HALIDE_REGISTER_GENERATOR(Disc, disc)

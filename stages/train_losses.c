@@ -1,0 +1,389 @@
+/* train_losses.c — the feature-space losses, chained from the pieces of
+ * generators/loss_generator.cpp: preprocessing, the twelve MobileNetV2
+ * blocks (forward, and backward from each block's input and output
+ * gradient), the discriminators. Activations are kept per block, so a
+ * backward pass re-runs only each block's own forward. */
+#include "stages/train_losses.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lumos_disc_colour_d.h"
+#include "lumos_disc_colour_g.h"
+#include "lumos_disc_texture_deep_d.h"
+#include "lumos_disc_texture_deep_g.h"
+#include "lumos_disc_texture_early_d.h"
+#include "lumos_disc_texture_early_g.h"
+#include "lumos_mbv2_b0_bwd.h"
+#include "lumos_mbv2_b0_fwd.h"
+#include "lumos_mbv2_b10_bwd.h"
+#include "lumos_mbv2_b10_fwd.h"
+#include "lumos_mbv2_b11_bwd.h"
+#include "lumos_mbv2_b11_fwd.h"
+#include "lumos_mbv2_b1_bwd.h"
+#include "lumos_mbv2_b1_fwd.h"
+#include "lumos_mbv2_b2_bwd.h"
+#include "lumos_mbv2_b2_fwd.h"
+#include "lumos_mbv2_b3_bwd.h"
+#include "lumos_mbv2_b3_fwd.h"
+#include "lumos_mbv2_b4_bwd.h"
+#include "lumos_mbv2_b4_fwd.h"
+#include "lumos_mbv2_b5_bwd.h"
+#include "lumos_mbv2_b5_fwd.h"
+#include "lumos_mbv2_b6_bwd.h"
+#include "lumos_mbv2_b6_fwd.h"
+#include "lumos_mbv2_b7_bwd.h"
+#include "lumos_mbv2_b7_fwd.h"
+#include "lumos_mbv2_b8_bwd.h"
+#include "lumos_mbv2_b8_fwd.h"
+#include "lumos_mbv2_b9_bwd.h"
+#include "lumos_mbv2_b9_fwd.h"
+#include "lumos_pre_blur_bwd.h"
+#include "lumos_pre_blur_fwd.h"
+#include "lumos_pre_lightness_bwd.h"
+#include "lumos_pre_lightness_fwd.h"
+#include "pipeline/context.h"
+#include "stages/halide_glue.h"
+#include "stages/learned_isp.h"
+
+enum { BLOCKS = 12, TAP_EARLY = 1, TAP_DEEP = 7, TAP_LAST = 11 };
+
+typedef int (*block_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
+                        struct halide_buffer_t *, struct halide_buffer_t *);
+typedef int (*pre_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
+                      struct halide_buffer_t *);
+typedef int (*disc_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
+                       struct halide_buffer_t *, struct halide_buffer_t *, struct halide_buffer_t *);
+
+static const block_fn block_fwd[BLOCKS] = {
+    lumos_mbv2_b0_fwd, lumos_mbv2_b1_fwd, lumos_mbv2_b2_fwd, lumos_mbv2_b3_fwd,
+    lumos_mbv2_b4_fwd, lumos_mbv2_b5_fwd, lumos_mbv2_b6_fwd, lumos_mbv2_b7_fwd,
+    lumos_mbv2_b8_fwd, lumos_mbv2_b9_fwd, lumos_mbv2_b10_fwd, lumos_mbv2_b11_fwd};
+static const block_fn block_bwd[BLOCKS] = {
+    lumos_mbv2_b0_bwd, lumos_mbv2_b1_bwd, lumos_mbv2_b2_bwd, lumos_mbv2_b3_bwd,
+    lumos_mbv2_b4_bwd, lumos_mbv2_b5_bwd, lumos_mbv2_b6_bwd, lumos_mbv2_b7_bwd,
+    lumos_mbv2_b8_bwd, lumos_mbv2_b9_bwd, lumos_mbv2_b10_bwd, lumos_mbv2_b11_bwd};
+/* features[i]: output channels and stride (generators/features.h) */
+static const int block_cout[BLOCKS] = {32, 16, 24, 24, 32, 32, 32, 64, 64, 64, 64, 96};
+static const int block_stride[BLOCKS] = {2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1};
+
+/* A feature map (c, w, h), interleaved. */
+typedef struct fmap {
+    float *data;
+    int c, w, h;
+} fmap;
+
+static size_t fmap_size(const fmap *m) { return (size_t)m->c * m->w * m->h; }
+
+int lumos__feature_size(int n, int deep)
+{
+    for (int i = 0; i < (deep ? 4 : 1); i++) n = (n + 1) / 2;
+    return n;
+}
+
+static void buf(halide_buffer_t *b, halide_dimension_t d[3], const float *host, int c, int w, int h)
+{
+    memset(b, 0, sizeof *b);
+    d[0] = (halide_dimension_t){0, c, 1, 0};
+    d[1] = (halide_dimension_t){0, w, c, 0};
+    d[2] = (halide_dimension_t){0, h, c * w, 0};
+    b->host = (uint8_t *)host;
+    b->type = (struct halide_type_t){halide_type_float, 32, 1};
+    b->dimensions = 3;
+    b->dim = d;
+}
+
+static void flat(halide_buffer_t *b, halide_dimension_t *d, const float *host, int n)
+{
+    memset(b, 0, sizeof *b);
+    *d = (halide_dimension_t){0, n, 1, 0};
+    b->host = (uint8_t *)host;
+    b->type = (struct halide_type_t){halide_type_float, 32, 1};
+    b->dimensions = 1;
+    b->dim = d;
+}
+
+static int count(int net) { return (int)lumos__learned_weight_count((lumos_isp_kind)net); }
+
+static int check(lumos_ctx *ctx, int width, int height, const char *what)
+{
+    lumos__halide_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: training needs a CPU with AVX2 and FMA", what);
+    if (width < 16 || height < 16)
+        return lumos__fail(ctx, LUMOS_E_ARG, "%s: crops must be at least 16×16 (got %d×%d)", what,
+                           width, height);
+    lumos__clear_error(ctx);
+    return LUMOS_OK;
+}
+
+static int fmap_new(lumos_ctx *ctx, fmap *m, int c, int w, int h)
+{
+    *m = (fmap){calloc((size_t)c * w * h, sizeof(float)), c, w, h};
+    return m->data ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
+}
+
+/* ---------------------------------------------------------- pieces */
+
+static int preprocess(lumos_ctx *ctx, pre_fn fn, const float *image, const float *grad, int w,
+                      int h, float *result)
+{
+    halide_buffer_t bi, bg, br;
+    halide_dimension_t di[3], dg[3], dr[3];
+    buf(&bi, di, image, 3, w, h);
+    buf(&bg, dg, grad ? grad : image, 3, w, h);
+    buf(&br, dr, result, 3, w, h);
+    return lumos__hl_status(ctx, fn(ctx, &bi, &bg, &br), "loss preprocessing");
+}
+
+/* The activations of one image through features[0..last]: act[0] the
+ * preprocessed image (borrowed), act[i + 1] features[i]'s output. */
+typedef struct features_run {
+    fmap act[BLOCKS + 1];
+    int last;
+} features_run;
+
+static void features_free(features_run *r)
+{
+    for (int i = 1; i <= r->last + 1; i++) free(r->act[i].data);
+    memset(r, 0, sizeof *r);
+}
+
+static int features_forward(lumos_ctx *ctx, const float *weights, float *pre, int w, int h,
+                            int last, features_run *r)
+{
+    memset(r, 0, sizeof *r);
+    r->last = last;
+    r->act[0] = (fmap){pre, 3, w, h};
+    halide_buffer_t bw;
+    halide_dimension_t dw;
+    flat(&bw, &dw, weights, count(LUMOS__NET_MOBILENET));
+    for (int i = 0; i <= last; i++) {
+        const fmap *in = &r->act[i];
+        int s = block_stride[i];
+        int rc = fmap_new(ctx, &r->act[i + 1], block_cout[i], (in->w + s - 1) / s, (in->h + s - 1) / s);
+        if (rc) return rc;
+        halide_buffer_t bi, bo;
+        halide_dimension_t di[3], dout[3];
+        buf(&bi, di, in->data, in->c, in->w, in->h);
+        buf(&bo, dout, r->act[i + 1].data, r->act[i + 1].c, r->act[i + 1].w, r->act[i + 1].h);
+        rc = lumos__hl_status(ctx, block_fwd[i](ctx, &bi, &bw, &bo, &bo), "feature network");
+        if (rc) return rc;
+    }
+    return LUMOS_OK;
+}
+
+/* dL/d(preprocessed image) from dL/d(features[i]'s output) given for some
+ * blocks (seed[i], NULL for none), into grad_pre (3 × w × h). */
+static int features_backward(lumos_ctx *ctx, const float *weights, const features_run *r,
+                             float *const seed[BLOCKS], float *grad_pre)
+{
+    halide_buffer_t bw;
+    halide_dimension_t dw;
+    flat(&bw, &dw, weights, count(LUMOS__NET_MOBILENET));
+    int top = r->last;
+    while (top >= 0 && !seed[top]) top--;
+    if (top < 0) {
+        memset(grad_pre, 0, fmap_size(&r->act[0]) * sizeof(float));
+        return LUMOS_OK;
+    }
+    fmap g = {NULL, 0, 0, 0};
+    int rc = fmap_new(ctx, &g, r->act[top + 1].c, r->act[top + 1].w, r->act[top + 1].h);
+    if (rc) return rc;
+    memcpy(g.data, seed[top], fmap_size(&g) * sizeof(float));
+    for (int i = top; i >= 0 && rc == LUMOS_OK; i--) {
+        const fmap *in = &r->act[i];
+        fmap gin = {i == 0 ? grad_pre : NULL, in->c, in->w, in->h};
+        if (i > 0) rc = fmap_new(ctx, &gin, in->c, in->w, in->h);
+        if (rc) break;
+        halide_buffer_t bi, bg, bo;
+        halide_dimension_t di[3], dg[3], dout[3];
+        buf(&bi, di, in->data, in->c, in->w, in->h);
+        buf(&bg, dg, g.data, g.c, g.w, g.h);
+        buf(&bo, dout, gin.data, gin.c, gin.w, gin.h);
+        rc = lumos__hl_status(ctx, block_bwd[i](ctx, &bi, &bw, &bg, &bo), "feature network gradient");
+        free(g.data);
+        g = gin;
+        if (rc == LUMOS_OK && i > 0 && seed[i - 1])
+            for (size_t k = 0; k < fmap_size(&g); k++) g.data[k] += seed[i - 1][k];
+    }
+    if (g.data != grad_pre) free(g.data);
+    return rc;
+}
+
+/* One discriminator on a feature map: its score, dD/d(map) and (params
+ * non-NULL, mode d) dD/dθ. */
+static int discriminate(lumos_ctx *ctx, int net, const float *weights, const fmap *in, float *score,
+                        float *grad_in, float *params)
+{
+    disc_fn fn = net == LUMOS__NET_DISC_TEXTURE_EARLY ? (params ? lumos_disc_texture_early_d : lumos_disc_texture_early_g)
+                 : net == LUMOS__NET_DISC_TEXTURE_DEEP ? (params ? lumos_disc_texture_deep_d : lumos_disc_texture_deep_g)
+                                                       : (params ? lumos_disc_colour_d : lumos_disc_colour_g);
+    float unused = 0;
+    halide_buffer_t bi, bw, bs, bg, bp;
+    halide_dimension_t di[3], dw, ds, dg[3], dp[3];
+    buf(&bi, di, in->data, in->c, in->w, in->h);
+    flat(&bw, &dw, weights, count(net));
+    flat(&bs, &ds, score, 1);
+    buf(&bg, dg, grad_in, in->c, in->w, in->h);
+    buf(&bp, dp, params ? params : &unused, params ? count(net) : 1, 1, 1);
+    return lumos__hl_status(ctx, fn(ctx, &bi, &bw, &bs, &bg, &bp), "discriminator");
+}
+
+static float softplus(float z) { return fmaxf(z, 0.f) + log1pf(expf(-fabsf(z))); }
+static float sigmoid(float z) { return 1.f / (1.f + expf(-z)); }
+
+/* ---------------------------------------------------------- the stages */
+
+int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *out,
+                          const float *ref, const float *features, const float *d_early,
+                          const float *d_deep, const float *d_colour, const float d_real[3],
+                          const float term_weight[4], float losses[4], float *grad_out)
+{
+    int rc = check(ctx, width, height, "training losses");
+    if (rc) return rc;
+    const size_t n_img = (size_t)3 * width * height;
+    const int want_light = term_weight[0] != 0 || term_weight[1] != 0 || term_weight[2] != 0;
+    const int want_blur = term_weight[3] != 0;
+    memset(losses, 0, 4 * sizeof *losses);
+    memset(grad_out, 0, n_img * sizeof *grad_out);
+    float *pre = malloc(n_img * sizeof *pre), *pre_ref = malloc(n_img * sizeof *pre),
+          *grad_pre = malloc(n_img * sizeof *pre), *grad_img = malloc(n_img * sizeof *pre);
+    float *seed[BLOCKS] = {0};
+    features_run run = {0}, run_ref = {0};
+    if (!pre || !pre_ref || !grad_pre || !grad_img)
+        rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
+
+    if (rc == LUMOS_OK && want_light) {
+        rc = preprocess(ctx, lumos_pre_lightness_fwd, out, NULL, width, height, pre);
+        if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_LAST, &run);
+        if (!rc && term_weight[0] != 0) {
+            /* content: mean squared feature distance to the classical render's */
+            rc = preprocess(ctx, lumos_pre_lightness_fwd, ref, NULL, width, height, pre_ref);
+            if (!rc) rc = features_forward(ctx, features, pre_ref, width, height, TAP_LAST, &run_ref);
+            if (!rc) {
+                const fmap *a = &run.act[TAP_LAST + 1], *b = &run_ref.act[TAP_LAST + 1];
+                size_t n = fmap_size(a);
+                seed[TAP_LAST] = malloc(n * sizeof(float));
+                if (!seed[TAP_LAST]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
+                double sum = 0;
+                for (size_t k = 0; !rc && k < n; k++) {
+                    float d = a->data[k] - b->data[k];
+                    sum += (double)d * d;
+                    seed[TAP_LAST][k] = term_weight[0] * 2.f * d / (float)n;
+                }
+                losses[0] = (float)(sum / (double)n);
+            }
+        }
+        /* texture: each D's relativistic loss on the fake, seeded
+         * w · dL/dD(fake) = −w · σ(D(real) − D(fake)) */
+        const int taps[2] = {TAP_EARLY, TAP_DEEP};
+        const int nets[2] = {LUMOS__NET_DISC_TEXTURE_EARLY, LUMOS__NET_DISC_TEXTURE_DEEP};
+        const float *dw[2] = {d_early, d_deep};
+        for (int k = 0; k < 2 && !rc; k++) {
+            if (term_weight[1 + k] == 0) continue;
+            const fmap *f = &run.act[taps[k] + 1];
+            float score = 0;
+            seed[taps[k]] = malloc(fmap_size(f) * sizeof(float));
+            if (!seed[taps[k]]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
+            if (!rc) rc = discriminate(ctx, nets[k], dw[k], f, &score, seed[taps[k]], NULL);
+            if (rc) break;
+            losses[1 + k] = softplus(-(score - d_real[k]));
+            float a = -term_weight[1 + k] * sigmoid(d_real[k] - score);
+            for (size_t i = 0; i < fmap_size(f); i++) seed[taps[k]][i] *= a;
+        }
+        if (!rc) rc = features_backward(ctx, features, &run, seed, grad_pre);
+        if (!rc) rc = preprocess(ctx, lumos_pre_lightness_bwd, out, grad_pre, width, height, grad_img);
+        for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
+    }
+    if (rc == LUMOS_OK && want_blur) {
+        features_free(&run);
+        for (int i = 0; i < BLOCKS; i++) {
+            free(seed[i]);
+            seed[i] = NULL;
+        }
+        rc = preprocess(ctx, lumos_pre_blur_fwd, out, NULL, width, height, pre);
+        if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_LAST, &run);
+        const fmap *f = &run.act[TAP_LAST + 1];
+        float score = 0;
+        if (!rc) {
+            seed[TAP_LAST] = malloc(fmap_size(f) * sizeof(float));
+            if (!seed[TAP_LAST]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
+        }
+        if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, f, &score, seed[TAP_LAST], NULL);
+        if (!rc) {
+            losses[3] = softplus(-(score - d_real[2]));
+            float a = -term_weight[3] * sigmoid(d_real[2] - score);
+            for (size_t i = 0; i < fmap_size(f); i++) seed[TAP_LAST][i] *= a;
+            rc = features_backward(ctx, features, &run, seed, grad_pre);
+        }
+        if (!rc) rc = preprocess(ctx, lumos_pre_blur_bwd, out, grad_pre, width, height, grad_img);
+        for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
+    }
+    features_free(&run);
+    features_free(&run_ref);
+    for (int i = 0; i < BLOCKS; i++) free(seed[i]);
+    free(pre);
+    free(pre_ref);
+    free(grad_pre);
+    free(grad_img);
+    return rc;
+}
+
+/* features + eps · perturb into a new map (perturb NULL: a copy). */
+static int shifted(lumos_ctx *ctx, const fmap *f, const float *perturb, float eps, fmap *out)
+{
+    int rc = fmap_new(ctx, out, f->c, f->w, f->h);
+    for (size_t i = 0; !rc && i < fmap_size(f); i++)
+        out->data[i] = f->data[i] + (perturb ? eps * perturb[i] : 0.f);
+    return rc;
+}
+
+int lumos__stage_d_texture(lumos_ctx *ctx, int width, int height, const float *image,
+                           const float *features, const float *d_early, const float *d_deep,
+                           const float *perturb_early, const float *perturb_deep, float eps,
+                           float scores[2], float *grad_early, float *grad_deep,
+                           float *input_early, float *input_deep)
+{
+    int rc = check(ctx, width, height, "texture discriminators");
+    if (rc) return rc;
+    float *pre = malloc((size_t)3 * width * height * sizeof *pre);
+    if (!pre) return lumos__fail(ctx, LUMOS_E_NOMEM, "texture discriminators: out of memory");
+    features_run run = {0};
+    rc = preprocess(ctx, lumos_pre_lightness_fwd, image, NULL, width, height, pre);
+    if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_DEEP, &run);
+    const int taps[2] = {TAP_EARLY, TAP_DEEP};
+    const int nets[2] = {LUMOS__NET_DISC_TEXTURE_EARLY, LUMOS__NET_DISC_TEXTURE_DEEP};
+    const float *dw[2] = {d_early, d_deep}, *pert[2] = {perturb_early, perturb_deep};
+    float *grads[2] = {grad_early, grad_deep}, *inputs[2] = {input_early, input_deep};
+    for (int k = 0; k < 2 && !rc; k++) {
+        fmap f = {0};
+        rc = shifted(ctx, &run.act[taps[k] + 1], pert[k], eps, &f);
+        if (!rc) rc = discriminate(ctx, nets[k], dw[k], &f, &scores[k], inputs[k], grads[k]);
+        free(f.data);
+    }
+    features_free(&run);
+    free(pre);
+    return rc;
+}
+
+int lumos__stage_d_colour(lumos_ctx *ctx, int width, int height, const float *image,
+                          const float *features, const float *d_colour, const float *perturb,
+                          float eps, float *score, float *grad, float *input_grad)
+{
+    int rc = check(ctx, width, height, "colour discriminator");
+    if (rc) return rc;
+    float *pre = malloc((size_t)3 * width * height * sizeof *pre);
+    if (!pre) return lumos__fail(ctx, LUMOS_E_NOMEM, "colour discriminator: out of memory");
+    features_run run = {0};
+    rc = preprocess(ctx, lumos_pre_blur_fwd, image, NULL, width, height, pre);
+    if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_LAST, &run);
+    fmap f = {0};
+    if (!rc) rc = shifted(ctx, &run.act[TAP_LAST + 1], perturb, eps, &f);
+    if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, &f, score, input_grad, grad);
+    free(f.data);
+    features_free(&run);
+    free(pre);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/* train_losses.h — the feature-space loss pipelines of unpaired training
+ * (generators/loss_generator.cpp) bound to plain float images.
+ *
+ * Images are width×height×3 floats, interleaved, rows packed. Feature maps
+ * are (channels, fw, fh) interleaved likewise, at the sizes of
+ * lumos__feature_size. Weights are flat buffers in isp_nets.def order:
+ * `features` the MobileNetV2 (LUMOS__NET_MOBILENET), the discriminators
+ * LUMOS__NET_DISC_TEXTURE_EARLY, _DEEP and _COLOUR. All need AVX2 + FMA
+ * (LUMOS_E_UNSUPPORTED otherwise). */
+#ifndef LUMOS_STAGE_TRAIN_LOSSES_H
+#define LUMOS_STAGE_TRAIN_LOSSES_H
+
+#include "lumos.h"
+
+enum {
+    LUMOS__TAP_EARLY_CHANNELS = 16, /* features[1], 1/2 resolution */
+    LUMOS__TAP_DEEP_CHANNELS = 64,  /* features[7], 1/16 */
+    LUMOS__TAP_LAST_CHANNELS = 96   /* features[11], 1/16 */
+};
+
+/* Width (or height) of the early (1/2) or deep (1/16) feature maps of an
+ * image side n: TF "same" stride-2 convs round up. */
+int lumos__feature_size(int n, int deep);
+
+/* The generator's side for one sample: losses[0] content (mean squared
+ * distance of features[11] of the lightness images, against the classical
+ * render `ref`), [1] texture-early, [2] texture-deep, [3] colour (the
+ * relativistic softplus(D(real) − D(fake)), d_real[3] the paired real
+ * image's scores), and grad_out = Σ term_weight[i] · dL_i/d(out). Only the
+ * terms of nonzero weight are computed; the others' losses are 0. */
+int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *out,
+                          const float *ref, const float *features, const float *d_early,
+                          const float *d_deep, const float *d_colour, const float d_real[3],
+                          const float term_weight[4], float losses[4], float *grad_out);
+
+/* Both texture discriminators on one image: scores[2] of D(F + eps·perturb),
+ * their parameter gradients (grad_early, grad_deep: each discriminator's
+ * count) and input gradients (input_early: 16 × early map, input_deep:
+ * 64 × deep map). perturb_* may be NULL when eps is 0. */
+int lumos__stage_d_texture(lumos_ctx *ctx, int width, int height, const float *image,
+                           const float *features, const float *d_early, const float *d_deep,
+                           const float *perturb_early, const float *perturb_deep, float eps,
+                           float scores[2], float *grad_early, float *grad_deep,
+                           float *input_early, float *input_deep);
+
+/* The colour discriminator on one image (blurred): as above, 96 × deep map. */
+int lumos__stage_d_colour(lumos_ctx *ctx, int width, int height, const float *image,
+                          const float *features, const float *d_colour, const float *perturb,
+                          float eps, float *score, float *grad, float *input_grad);
+
+#endif
