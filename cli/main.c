@@ -2,13 +2,17 @@
  *
  *   lumos convert IN... [options]   RAW -> JPEG/PNG/TIFF, in parallel
  *   lumos info IN...                metadata
+ *   lumos train --net NET ...       train a learned ISP (train/trainer.h)
  *
- * Exit codes: 0 every input converted (or skipped), 1 some failed, 2 usage. */
+ * Exit codes: 0 every input converted (or skipped), 1 some failed, 2 usage;
+ * train: 130 when interrupted. */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <glob.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +23,10 @@
 #include <unistd.h>
 
 #include "lumos.h"
+#include "train/adversarial.h"
+#include "train/trainer.h"
 
-enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2 };
+enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
 static const char *prog = "lumos";
 
@@ -30,6 +36,7 @@ static const char usage_main[] =
     "commands:\n"
     "  convert IN...   develop camera RAW files into JPEG, PNG or TIFF\n"
     "  info IN...      print RAW metadata (camera, CFA, levels, white balance, EXIF)\n"
+    "  train ...       train a learned ISP on photos and RAW files\n"
     "\n"
     "  lumos <command> --help   options of a command\n"
     "  lumos --version\n";
@@ -78,6 +85,64 @@ static const char usage_info[] =
     "Prints each RAW file's camera, size, CFA pattern, black and white levels,\n"
     "as-shot white balance, colour matrix, orientation and basic EXIF.\n"
     "  --json   one JSON object per line\n";
+
+static const char usage_train[] =
+    "usage: lumos train --net efficient|robust|rmfa-tiny --data SRC... --out FILE [options]\n"
+    "\n"
+    "Trains a learned ISP on photos (unprocessed into noisy mosaics after Brooks\n"
+    "et al. 2019) and RAW files, and writes its weights as safetensors with the\n"
+    "PyTorch state_dict names, for 'lumos convert --isp NET --weights FILE'.\n"
+    "\n"
+    "model and data:\n"
+    "  --net NET              efficient, robust or rmfa-tiny\n"
+    "  --data SRC...          directories, list files (*.txt, *.list: one path a\n"
+    "                         line) or photo/RAW files; 10% of the names are held\n"
+    "                         out for good (previews), whatever else is added\n"
+    "  --out FILE             the trained weights (.safetensors), written at the end\n"
+    "  --init FILE            start from these weights (default: PyTorch's Conv2d\n"
+    "                         init from --seed)\n"
+    "  --mode unpaired|paired unpaired (default): the targets are other photos;\n"
+    "                         paired: the photo each mosaic was made from (RAW\n"
+    "                         files have none and are left out)\n"
+    "  --terms NAME[:W],...   loss terms and their weights, each normalised by its\n"
+    "                         own gradient norm: content (MobileNetV2 features of\n"
+    "                         the lightness, against the classical render), texture\n"
+    "                         and colour (relativistic GANs with R1 + R2), tv (total\n"
+    "                         variation), l1 and perceptual (paired only: against\n"
+    "                         the aligned photo), mse-classic. Default: unpaired\n"
+    "                         content,tv,texture,colour; paired l1,perceptual\n"
+    "  --features FILE        the MobileNetV2 of the content and adversarial terms\n"
+    "                         (default ~/.cache/lumos/mobilenet_v2_block10.safetensors,\n"
+    "                         made by train/fetch-mobilenet.sh)\n"
+    "\n"
+    "optimisation:\n"
+    "  --steps N              generator steps in all (default 10000)\n"
+    "  --batch B              samples per step (default 8)\n"
+    "  --crop S               crop side in pixels, even, 8..4096 (default 128)\n"
+    "  --lr-g X               generator learning rate (default 5e-4; Adam betas\n"
+    "                         0.5, 0.9, the method's)\n"
+    "  --lr-d X               discriminators' learning rate (default 1e-5)\n"
+    "  --d-every K            a discriminator step every K generator steps (default 10)\n"
+    "  --seed S               the seed of every random choice (default 1)\n"
+    "  --threads N            samples processed at once (default: one per core)\n"
+    "\n"
+    "progress and resuming:\n"
+    "  --log FILE             CSV log: step, seconds, each term's value and gradient\n"
+    "                         norm, lr (appended to on --resume)\n"
+    "  --preview FILE         PNG, rows of held-out crops: classical render |\n"
+    "                         network output | target\n"
+    "  --preview-every N      steps between previews (default 500; also at the end)\n"
+    "  --checkpoint FILE      the resumable state, written atomically\n"
+    "  --checkpoint-every N   steps between checkpoints (default 500; also at the end)\n"
+    "  --resume               continue from --checkpoint (which must exist and match\n"
+    "                         --net, --mode, --crop, --batch and --seed) exactly as\n"
+    "                         the run would have gone on\n"
+    "  --quiet                no progress lines or summary\n"
+    "\n"
+    "Ctrl-C (SIGINT or SIGTERM) ends the run after the current step and writes the\n"
+    "checkpoint and the weights; a second Ctrl-C quits at once. Unreadable data\n"
+    "files are skipped, reported and counted.\n"
+    "Exit: 0 done, 1 failure, 2 usage error, 130 interrupted.\n";
 
 static void die_usage(const char *fmt, ...)
 {
@@ -675,6 +740,194 @@ done:
     return failed ? EXIT_SOME_FAILED : EXIT_ALL_OK;
 }
 
+/* ----------------------------------------------------------------- train */
+
+static volatile sig_atomic_t stop_requested;
+
+/* The first signal asks the trainer to stop after its step; a second one
+ * ends the process as the signal would have. */
+static void on_stop_signal(int sig)
+{
+    if (stop_requested) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_requested = 1;
+    static const char msg[] = "\nlumos: stopping after this step (again to quit at once)\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+}
+
+/* Notices (skipped files) on their own line, clearing a progress line. */
+static void print_train_notice(void *user, const char *message)
+{
+    (void)user;
+    fprintf(stderr, "%s%s: note: %s\n", isatty(STDERR_FILENO) ? "\r\033[K" : "", prog, message);
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    lumos__train_options o;
+    lumos__train_options_init(&o);
+    int have_net = 0, quiet = 0;
+    const char *terms_spec = NULL;
+    strlist data = {0};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_train, stdout);
+            return EXIT_ALL_OK;
+        } else if (is_option(argc, argv, &i, "--net", NULL, &v)) {
+            if (!strcmp(v, "efficient")) o.net = LUMOS_ISP_EFFICIENT;
+            else if (!strcmp(v, "robust")) o.net = LUMOS_ISP_ROBUST;
+            else if (!strcmp(v, "rmfa-tiny")) o.net = LUMOS_ISP_RMFA_TINY;
+            else die_usage("--net: efficient, robust or rmfa-tiny");
+            have_net = 1;
+        } else if (!strncmp(a, "--data=", 7)) {
+            strlist_add(&data, a + 7);
+        } else if (!strcmp(a, "--data")) {
+            if (i + 1 >= argc || argv[i + 1][0] == '-')
+                die_usage("--data needs at least one source");
+            while (i + 1 < argc && argv[i + 1][0] != '-') strlist_add(&data, argv[++i]);
+        } else if (is_option(argc, argv, &i, "--out", "-o", &v)) {
+            o.out = v;
+        } else if (is_option(argc, argv, &i, "--init", NULL, &v)) {
+            o.init = v;
+        } else if (is_option(argc, argv, &i, "--mode", NULL, &v)) {
+            if (!strcmp(v, "unpaired")) o.mode = LUMOS__TRAIN_UNPAIRED;
+            else if (!strcmp(v, "paired")) o.mode = LUMOS__TRAIN_PAIRED;
+            else die_usage("--mode: unpaired or paired");
+        } else if (is_option(argc, argv, &i, "--terms", NULL, &v)) {
+            terms_spec = v;
+        } else if (is_option(argc, argv, &i, "--features", NULL, &v)) {
+            o.features = v;
+        } else if (is_option(argc, argv, &i, "--steps", NULL, &v)) {
+            o.steps = (uint64_t)parse_int("--steps", v, 1, INT_MAX);
+        } else if (is_option(argc, argv, &i, "--batch", NULL, &v)) {
+            o.batch = parse_int("--batch", v, 1, 1024);
+        } else if (is_option(argc, argv, &i, "--crop", NULL, &v)) {
+            o.crop = parse_int("--crop", v, 8, 4096);
+            if (o.crop % 2) die_usage("--crop: an even size (the mosaic's 2x2 blocks)");
+        } else if (is_option(argc, argv, &i, "--lr-g", NULL, &v)) {
+            o.lr_g = parse_number("--lr-g", v, 1e-9, 0.5);
+        } else if (is_option(argc, argv, &i, "--lr-d", NULL, &v)) {
+            o.lr_d = parse_number("--lr-d", v, 1e-9, 0.5);
+        } else if (is_option(argc, argv, &i, "--d-every", NULL, &v)) {
+            o.d_every = parse_int("--d-every", v, 1, INT_MAX);
+        } else if (is_option(argc, argv, &i, "--seed", NULL, &v)) {
+            char *end;
+            errno = 0;
+            unsigned long long seed = strtoull(v, &end, 10);
+            if (errno || end == v || *end || v[0] == '-')
+                die_usage("--seed: '%s' is not a non-negative integer", v);
+            o.seed = seed;
+        } else if (is_option(argc, argv, &i, "--threads", "-j", &v)) {
+            o.threads = parse_int("--threads", v, 1, 256);
+        } else if (is_option(argc, argv, &i, "--log", NULL, &v)) {
+            o.log = v;
+        } else if (is_option(argc, argv, &i, "--preview", NULL, &v)) {
+            o.preview = v;
+        } else if (is_option(argc, argv, &i, "--preview-every", NULL, &v)) {
+            o.preview_every = parse_int("--preview-every", v, 1, INT_MAX);
+        } else if (is_option(argc, argv, &i, "--checkpoint", NULL, &v)) {
+            o.checkpoint = v;
+        } else if (is_option(argc, argv, &i, "--checkpoint-every", NULL, &v)) {
+            o.checkpoint_every = parse_int("--checkpoint-every", v, 1, INT_MAX);
+        } else if (!strcmp(a, "--resume")) {
+            o.resume = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if (a[0] == '-' && a[1]) {
+            die_usage("train: unknown option '%s'", a);
+        } else {
+            die_usage("train: unexpected argument '%s' (data sources follow --data)", a);
+        }
+    }
+    if (!have_net) die_usage("train: --net is required (efficient, robust or rmfa-tiny)");
+    if (!data.count) die_usage("train: --data is required (directories, lists or files)");
+    if (!o.out) die_usage("train: --out FILE is required (the trained weights)");
+    if (o.resume && !o.checkpoint) die_usage("--resume needs --checkpoint FILE");
+    if (o.preview && lumos_format_from_path(o.preview) != LUMOS_FORMAT_PNG)
+        die_usage("--preview: a .png file name");
+
+    lumos_ctx *ctx = lumos_ctx_new();
+    if (!ctx) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return EXIT_SOME_FAILED;
+    }
+    /* The feature network: a real one always (a random one is for tests). */
+    char default_features[PATH_MAX];
+    if (!o.features) {
+        const char *home = getenv("HOME");
+        snprintf(default_features, sizeof default_features,
+                 "%s/.cache/lumos/mobilenet_v2_block10.safetensors", home ? home : "");
+        o.features = default_features;
+    }
+    const char *spec = terms_spec ? terms_spec : lumos__train_default_terms(o.mode);
+    if ((strstr(spec, "content") || strstr(spec, "texture") || strstr(spec, "colour") ||
+         strstr(spec, "perceptual")) &&
+        access(o.features, R_OK) != 0) {
+        fprintf(stderr, "%s: error: %s: %s (the feature network: run train/fetch-mobilenet.sh %s, "
+                "or give --features FILE)\n", prog, o.features, strerror(errno), o.features);
+        lumos_ctx_free(ctx);
+        strlist_free(&data);
+        return EXIT_SOME_FAILED;
+    }
+    lumos__gan_options gan;
+    lumos__gan_options_init(&gan);
+    gan.features = o.features;
+    gan.seed = o.seed;
+    lumos__train_term *terms = NULL;
+    int n_terms = 0;
+    if (lumos__train_terms_parse(ctx, spec, &gan, &terms, &n_terms) != LUMOS_OK) {
+        if (terms_spec) die_usage("--terms: %s", lumos_last_error(ctx));
+        fprintf(stderr, "%s: error: %s\n", prog, lumos_last_error(ctx));
+        lumos_ctx_free(ctx);
+        strlist_free(&data);
+        return EXIT_SOME_FAILED;
+    }
+    for (int i = 0; i < n_terms; i++)
+        if (terms[i].needs_aligned_target && o.mode != LUMOS__TRAIN_PAIRED)
+            die_usage("--terms: %s needs --mode paired", terms[i].name);
+    o.terms = terms;
+    o.n_terms = n_terms;
+    o.sources = (const char *const *)data.items;
+    o.n_sources = (int)data.count;
+    o.progress = !quiet;
+    o.stop = &stop_requested;
+    if (o.threads) lumos_ctx_set_threads(ctx, o.threads);
+    lumos_ctx_set_notice(ctx, print_train_notice, NULL);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    lumos__train_result res;
+    int rc = lumos__train(ctx, &o, &res);
+    int code = rc != LUMOS_OK ? EXIT_SOME_FAILED : res.interrupted ? EXIT_INTERRUPTED : EXIT_ALL_OK;
+    if (rc != LUMOS_OK) {
+        fprintf(stderr, "%s: error: %s\n", prog, lumos_last_error(ctx));
+    } else if (!quiet) {
+        fprintf(stderr, "%s: %s %s at step %" PRIu64 " of %" PRIu64 " (%" PRIu64 " this run, "
+                "%.1f s, %.3f s/step); weights: %s", prog, lumos_isp_name(o.net),
+                res.interrupted ? "interrupted" : "trained", res.step, o.steps,
+                res.step - res.first_step, res.seconds, res.seconds_per_step, o.out);
+        if (o.checkpoint) fprintf(stderr, "; checkpoint: %s", o.checkpoint);
+        if (res.skipped_files) fprintf(stderr, "; %zu bad data files skipped", res.skipped_files);
+        fputc('\n', stderr);
+    }
+    for (int i = 0; i < n_terms; i++) lumos__train_term_free(&terms[i]);
+    free(terms);
+    lumos_ctx_free(ctx);
+    strlist_free(&data);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -692,6 +945,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     die_usage("unknown command '%s'", cmd);
     return EXIT_USAGE;
 }

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic.h"
 #include "pipeline/context.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -583,4 +584,104 @@ size_t lumos__weights_count(const lumos__weights *w) { return w ? w->n : 0; }
 const char *lumos__weights_name(const lumos__weights *w, size_t i)
 {
     return w && i < w->n ? w->t[i].name : NULL;
+}
+
+/* ----------------------------------------------------------------- writer */
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return errno;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* The JSON header for t (tensors laid out back to back in order) in *out
+ * (malloc'ed by Jansson, free()). */
+static int header_json(lumos_ctx *ctx, const char *path, const lumos__weights_entry *t, size_t n,
+                       const char *const *metadata, char **out)
+{
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        int bad = !t[i].name || !*t[i].name || !strcmp(t[i].name, "__metadata__") || !t[i].data ||
+                  t[i].ndim < 0 || t[i].ndim > 4 || (t[i].ndim && !t[i].shape);
+        for (int d = 0; !bad && d < t[i].ndim; d++) bad = t[i].shape[d] < 0;
+        for (size_t k = 0; !bad && k < i; k++) bad = !strcmp(t[k].name, t[i].name);
+        if (bad)
+            return lumos__fail(ctx, LUMOS_E_ARG, "%s: tensor %zu (%s): bad or duplicate name, "
+                               "shape or data", path, i, t[i].name ? t[i].name : "NULL");
+    }
+    for (size_t i = 0; metadata && metadata[i]; i += 2)
+        if (!metadata[i + 1])
+            return lumos__fail(ctx, LUMOS_E_ARG, "%s: metadata key %s has no value", path,
+                               metadata[i]);
+    /* The reference writer puts __metadata__ first. */
+    json_t *root = json_object();
+    int ok = root != NULL;
+    if (ok && metadata && metadata[0]) {
+        json_t *meta = json_object();
+        for (size_t i = 0; meta && metadata[i]; i += 2)
+            if (json_object_set_new(meta, metadata[i], json_string(metadata[i + 1]))) {
+                json_decref(meta);
+                meta = NULL;
+            }
+        ok = meta && !json_object_set_new(root, "__metadata__", meta);
+    }
+    json_int_t at = 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *shape = json_array();
+        json_int_t count = 1;
+        for (int d = 0; shape && d < t[i].ndim; d++) {
+            ok &= !json_array_append_new(shape, json_integer(t[i].shape[d]));
+            count *= t[i].shape[d];
+        }
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
+                              "data_offsets", at, at + 4 * count);
+        at += 4 * count;
+        ok &= e && !json_object_set_new(root, t[i].name, e);
+    }
+    *out = ok ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    return *out ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+}
+
+int lumos__weights_write(lumos_ctx *ctx, const char *path, const lumos__weights_entry *t,
+                         size_t n, const char *const *metadata)
+{
+    if (!path || !*path || (n && !t))
+        return lumos__fail(ctx, LUMOS_E_ARG, "lumos__weights_write: bad arguments");
+    char *json;
+    int rc = header_json(ctx, path, t, n, metadata, &json);
+    if (rc) return rc;
+    /* Spaces up to a multiple of 8, so every F32 tensor starts aligned. */
+    size_t len = strlen(json), padded = (len + 7) / 8 * 8;
+    char *header = malloc(8 + padded);
+    if (!header) {
+        free(json);
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+    }
+    for (int i = 0; i < 8; i++) header[i] = (char)((uint64_t)padded >> (8 * i));
+    memcpy(header + 8, json, len);
+    memset(header + 8 + len, ' ', padded - len);
+    free(json);
+
+    lumos__atomic_file f;
+    rc = lumos__atomic_open(ctx, path, &f);
+    if (rc == LUMOS_OK) {
+        int err = write_full(f.fd, header, 8 + padded);
+        for (size_t i = 0; !err && i < n; i++) {
+            size_t count = 1;
+            for (int d = 0; d < t[i].ndim; d++) count *= (size_t)t[i].shape[d];
+            err = write_full(f.fd, t[i].data, count * sizeof(float)); /* little-endian host */
+        }
+        if (err) rc = lumos__fail_errno(ctx, LUMOS_E_IO, err, "%s: cannot write the weights", path);
+        rc = lumos__atomic_close(ctx, &f, rc, 1);
+    }
+    free(header);
+    return rc;
 }

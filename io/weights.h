@@ -1,4 +1,5 @@
-/* weights.h — a safetensors reader for the learned ISP networks' weights.
+/* weights.h — safetensors reader and writer for the learned ISP networks'
+ * weights.
  *
  * The format, as safetensors.torch.save_file writes it: an 8-byte
  * little-endian header length N, N bytes of JSON (an object mapping each
@@ -44,5 +45,22 @@ int lumos__weights_get(lumos_ctx *ctx, const lumos__weights *w, const char *name
  * for checking that a file holds nothing unexpected. */
 size_t lumos__weights_count(const lumos__weights *w);
 const char *lumos__weights_name(const lumos__weights *w, size_t i);
+
+/* One float32 tensor to write: shape of ndim dims (0..4), row-major data. */
+typedef struct lumos__weights_entry {
+    const char *name;
+    int ndim;
+    const int64_t *shape;
+    const float *data;
+} lumos__weights_entry;
+
+/* Writes n tensors as a safetensors file, atomically (a temporary beside
+ * path, renamed over it when complete): F32, little-endian, laid out in the
+ * given order; the JSON header is padded with spaces to a multiple of 8
+ * bytes, so the data section is 8-byte aligned as the reference writer
+ * leaves it. metadata (may be NULL) is key, value, key, value, ..., NULL:
+ * the "__metadata__" strings. Names must be unique. */
+int lumos__weights_write(lumos_ctx *ctx, const char *path, const lumos__weights_entry *t,
+                         size_t n, const char *const *metadata);
 
 #endif

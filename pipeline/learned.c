@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/raw_internal.h"
 #include "io/weights.h"
@@ -60,11 +61,20 @@ lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind, const char *wei
     if (!out) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_net_load: NULL argument");
     *out = NULL;
     if (!is_learned(kind)) return lumos__fail(ctx, LUMOS_E_ARG, "not a learned ISP: %d", kind);
-    if (!weights_path)
-        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
-                           "no default weights for the %s ISP ship yet (they come with the "
-                           "training path); give a safetensors file (--weights FILE)",
-                           lumos_isp_name(kind));
+    /* The shipped default: data/weights/NAME.safetensors, trained by
+     * `lumos train` (README), under $LUMOS_DATA_DIR or the source tree. */
+    char shipped[4096];
+    if (!weights_path) {
+        const char *dir = getenv("LUMOS_DATA_DIR");
+        snprintf(shipped, sizeof shipped, "%s/weights/%s.safetensors", dir && *dir ? dir : LUMOS_DATA_DIR,
+                 lumos_isp_name(kind));
+        if (access(shipped, R_OK) != 0)
+            return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
+                               "no default weights for the %s ISP (%s: not found); give a "
+                               "safetensors file (--weights FILE)",
+                               lumos_isp_name(kind), shipped);
+        weights_path = shipped;
+    }
     lumos__weights *w = NULL;
     int rc = lumos__weights_open(ctx, weights_path, &w);
     if (rc) return rc;
@@ -100,6 +110,27 @@ void lumos_net_free(lumos_net *net)
     free(net);
 }
 
+const float *lumos__net_flat(const lumos_net *net, size_t *count)
+{
+    *count = net ? net->count : 0;
+    return net ? net->flat : NULL;
+}
+
+int lumos__mosaic_levels(lumos_ctx *ctx, const lumos_raw_info *in, float black[4], float scale[4],
+                         int *cfa_x, int *cfa_y)
+{
+    for (int s = 0; s < 4; s++) {
+        float range = in->white - in->black[s];
+        if (!(range > 0))
+            return lumos__fail(ctx, LUMOS_E_FORMAT, "white level %g is not above black %g",
+                               in->white, in->black[s]);
+        black[s] = in->black[s];
+        scale[s] = 1.f / range;
+    }
+    lumos__cfa_offsets(in->cfa, cfa_x, cfa_y);
+    return LUMOS_OK;
+}
+
 /* The mosaic and its levels as the pipelines take them. */
 static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int bits, void **data,
                size_t *row)
@@ -111,16 +142,9 @@ static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int b
                            "the %s ISP needs a 2x2 Bayer mosaic; this sensor has none",
                            lumos_isp_name(net->kind));
     float black[4], scale[4];
-    for (int s = 0; s < 4; s++) {
-        float range = in->white - in->black[s];
-        if (!(range > 0))
-            return lumos__fail(ctx, LUMOS_E_FORMAT, "white level %g is not above black %g",
-                               in->white, in->black[s]);
-        black[s] = in->black[s];
-        scale[s] = 1.f / range;
-    }
     int cfa_x, cfa_y;
-    lumos__cfa_offsets(in->cfa, &cfa_x, &cfa_y);
+    int rc = lumos__mosaic_levels(ctx, in, black, scale, &cfa_x, &cfa_y);
+    if (rc) return rc;
     return lumos__stage_learned(ctx, net->kind, net->flat, raw->mosaic, in->width, in->height,
                                 raw->stride, cfa_x, cfa_y, black, scale, bits, data, row);
 }

@@ -1,4 +1,4 @@
-/* learned.h — lumos_net internals, for tests. */
+/* learned.h — lumos_net internals, for the trainer and tests. */
 #ifndef LUMOS_PIPELINE_LEARNED_H
 #define LUMOS_PIPELINE_LEARNED_H
 
@@ -12,5 +12,14 @@ int lumos__net_from_flat(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
  * with rows *row_floats apart. */
 int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float **out,
                            size_t *row_floats);
+
+/* The network's weights in flat-buffer order (*count floats), owned by net. */
+const float *lumos__net_flat(const lumos_net *net, size_t *count);
+
+/* A Bayer mosaic's levels as the learned ISP stages take them: black and
+ * scale (1 / (white - black)) per site of the 2x2 block, and the CFA shift.
+ * LUMOS_E_FORMAT when white is not above a black level. */
+int lumos__mosaic_levels(lumos_ctx *ctx, const lumos_raw_info *info, float black[4],
+                         float scale[4], int *cfa_x, int *cfa_y);
 
 #endif

@@ -8,14 +8,7 @@ LUMOS=$1 CR2=$2 PYTHON=${3:-/usr/bin/python3} NETS_PY=${4:-}
 T=$(mktemp -d /tmp/lumos-cli.XXXXXX)
 cleanup() { umount "$T/full" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect CODE DESCRIPTION -- COMMAND...: runs it, keeps stderr in $T/err
-expect() {
-    local want=$1 what=$2; shift 3
-    "$@" >"$T/out" 2>"$T/err"; local got=$?
-    [ "$got" -eq "$want" ] || { fail "$what: exit $got, wanted $want"; sed 's/^/    /' "$T/err"; }
-}
+. "$(dirname "$0")/lib.sh"
 no_partials() {  # no temporary or partial file anywhere under $1
     local left; left=$(find "$1" -name '*.part' -o -name '.*.part*' | head -n 3)
     [ -z "$left" ] || fail "temporary files left: $left"
@@ -114,8 +107,14 @@ expect 0 "quoted glob, jobs 2" -- "$LUMOS" convert "$T/many/img[24].CR2" --half 
 no_partials "$T"
 
 # ---- learned ISPs: weights required, checked, and then a real conversion
-expect 1 "learned ISP without weights" -- "$LUMOS" convert "$CR2" --isp efficient -o "$T/l.jpg"
+expect 1 "learned ISP without weights" -- env LUMOS_DATA_DIR="$T/no-data" "$LUMOS" convert "$CR2" --isp robust -o "$T/l.jpg"
 grep -q "no default weights" "$T/err" || fail "missing default weights not said: $(cat "$T/err")"
+# the shipped default (data/weights/, trained by lumos train: README)
+for net in efficient robust rmfa-tiny; do
+    if [ -f "$(dirname "$0")/../data/weights/$net.safetensors" ]; then
+        expect 0 "shipped $net weights" -- "$LUMOS" convert "$CR2" --isp $net -o "$T/shipped-$net.jpg"
+    fi
+done
 expect 2 "classic options with a learned ISP" -- "$LUMOS" convert "$CR2" --isp robust --wb auto -o "$T/l.jpg"
 expect 2 "weights for the classic ISP" -- "$LUMOS" convert "$CR2" --weights x.safetensors -o "$T/l.jpg"
 expect 2 "unknown ISP" -- "$LUMOS" convert "$CR2" --isp fancy -o "$T/l.jpg"

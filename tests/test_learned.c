@@ -290,6 +290,7 @@ static void test_safetensors(lumos_ctx *ctx, const weights *w, const lumos_net *
         lumos_net_free(net);
     }
     unlink(path);
+    setenv("LUMOS_DATA_DIR", "/nonexistent", 1); /* no shipped weights there */
     CHECK(lumos_net_load(ctx, w->kind, NULL, &net) == LUMOS_E_UNSUPPORTED &&
               strstr(lumos_last_error(ctx), "no default weights"),
           "a missing default must be said: '%s'", lumos_last_error(ctx));

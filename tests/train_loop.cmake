@@ -1,0 +1,11 @@
+# The training loop: the loss terms against finite differences; a few dozen
+# EfficientISP steps on four photos (the loss falls), resume bit-identical,
+# 1 vs 2 threads identical, stop requests, bad data files, damaged and
+# mismatched checkpoints, the weights file read back; `lumos train` usage
+# errors, interruption and resume from the command line.
+lumos_test(test_pixel_losses SOURCES test_pixel_losses.c LABEL unit)
+lumos_test(test_trainer SOURCES test_trainer.c LABEL train
+           ARGS ${LUMOS_PHOTOS} ${LUMOS_PYTHON} ${LUMOS_CR2})
+add_test(NAME test_train_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_train_cli.sh
+                                     $<TARGET_FILE:lumos_cli> ${LUMOS_PHOTOS})
+set_tests_properties(test_train_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)

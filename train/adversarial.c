@@ -1,0 +1,343 @@
+/* adversarial.c — content, texture and colour terms (see adversarial.h). */
+#include "train/adversarial.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/weights.h"
+#include "pipeline/context.h"
+#include "stages/learned_isp.h"
+#include "stages/train_losses.h"
+#include "train/unprocess.h"
+
+enum { D_EARLY, D_DEEP, D_COLOUR, N_DISC };
+enum { TERM_CONTENT, TERM_TEXTURE, TERM_COLOUR, TERM_PERCEPTUAL, N_TERMS };
+
+static const int disc_net[N_DISC] = {LUMOS__NET_DISC_TEXTURE_EARLY, LUMOS__NET_DISC_TEXTURE_DEEP,
+                                     LUMOS__NET_DISC_COLOUR};
+static const char *const disc_name[N_DISC] = {"D_texture_early", "D_texture_deep", "D_colour"};
+
+/* What the three terms share: the frozen feature network and the
+ * discriminators (weights, and the gradients their d_steps fill). */
+typedef struct shared {
+    int refs;
+    float *features;
+    float *d[N_DISC], *grad[N_DISC];
+    size_t n[N_DISC];
+    lumos__train_params groups[N_DISC];
+    float gamma, h;
+} shared;
+
+typedef struct term_state {
+    shared *sh;
+    int which;
+} term_state;
+
+void lumos__gan_options_init(lumos__gan_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->seed = 1;
+    o->gamma = 10.f;
+    o->fd_step = 1e-2f;
+}
+
+static size_t count_of(int net) { return lumos__learned_weight_count((lumos_isp_kind)net); }
+
+static void shared_free(shared *sh)
+{
+    if (!sh || --sh->refs > 0) return;
+    free(sh->features);
+    for (int k = 0; k < N_DISC; k++) {
+        free(sh->d[k]);
+        free(sh->grad[k]);
+    }
+    free(sh);
+}
+
+/* A random MobileNetV2 of the real one's shape (tests): He-uniform convs,
+ * identity batch norms. */
+static void random_features(float *flat, uint64_t *rng)
+{
+    const lumos__tensor_spec *t;
+    size_t at = 0;
+    for (size_t i = 0; (t = lumos__learned_tensor((lumos_isp_kind)LUMOS__NET_MOBILENET, i)); i++) {
+        size_t n = lumos__tensor_elements(t), len = strlen(t->name);
+        double bound = t->ndim == 4 ? sqrt(6.0 / (double)(t->shape[1] * t->shape[2] * t->shape[3])) : 0;
+        int ones = t->ndim == 1 && (strstr(t->name + len - 7, ".weight") || strstr(t->name, "running_var"));
+        for (size_t k = 0; k < n; k++)
+            flat[at + k] = t->ndim == 4 ? (float)((2 * lumos__rng_uniform(rng) - 1) * bound) : ones ? 1.f : 0.f;
+        at += n;
+    }
+}
+
+/* The MobileNetV2 safetensors file into flat-buffer order. */
+static int load_features(lumos_ctx *ctx, const char *path, float *flat)
+{
+    lumos__weights *w = NULL;
+    int rc = lumos__weights_open(ctx, path, &w);
+    const lumos__tensor_spec *t;
+    size_t at = 0;
+    for (size_t i = 0; rc == LUMOS_OK && (t = lumos__learned_tensor((lumos_isp_kind)LUMOS__NET_MOBILENET, i)); i++) {
+        const float *data = NULL;
+        rc = lumos__weights_get(ctx, w, t->name, t->ndim, t->shape, &data);
+        if (rc == LUMOS_OK) memcpy(flat + at, data, lumos__tensor_elements(t) * sizeof *flat);
+        at += lumos__tensor_elements(t);
+    }
+    lumos__weights_free(w);
+    return rc;
+}
+
+static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s, const float *out,
+                      float *value, float *grad_out);
+static int terms_d_step(void *state, lumos_ctx *ctx, const float *const *fake,
+                        const float *const *real, int count, int width, int height, float *d_loss);
+static void term_free(void *state)
+{
+    term_state *ts = state;
+    shared_free(ts->sh);
+    free(ts);
+}
+
+int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_term **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    shared *sh = calloc(1, sizeof *sh);
+    lumos__train_term *terms = calloc(N_TERMS, sizeof *terms);
+    if (!sh || !terms) goto nomem;
+    sh->gamma = o->gamma;
+    sh->h = o->fd_step;
+    sh->features = malloc(count_of(LUMOS__NET_MOBILENET) * sizeof(float));
+    if (!sh->features) goto nomem;
+    uint64_t rng = o->seed ^ 0x67616e2d696e6974ull; /* "gan-init": apart from the generator's */
+    int rc = LUMOS_OK;
+    if (o->features) rc = load_features(ctx, o->features, sh->features);
+    else random_features(sh->features, &rng);
+    for (int k = 0; rc == LUMOS_OK && k < N_DISC; k++) {
+        sh->n[k] = count_of(disc_net[k]);
+        sh->d[k] = malloc(sh->n[k] * sizeof(float));
+        sh->grad[k] = calloc(sh->n[k], sizeof(float));
+        if (!sh->d[k] || !sh->grad[k]) goto nomem;
+        rc = lumos__train_init_weights(ctx, (lumos_isp_kind)disc_net[k], &rng, sh->d[k]);
+        sh->groups[k] = (lumos__train_params){disc_name[k], sh->d[k], sh->grad[k], sh->n[k]};
+    }
+    if (rc) {
+        sh->refs = 1;
+        shared_free(sh);
+        free(terms);
+        return rc;
+    }
+    static const char *const names[N_TERMS] = {"content", "texture", "colour", "perceptual"};
+    for (int i = 0; i < N_TERMS; i++) {
+        term_state *ts = malloc(sizeof *ts);
+        if (!ts) {
+            for (int k = 0; k < i; k++) lumos__train_term_free(&terms[k]);
+            free(terms);
+            if (sh->refs == 0) {
+                sh->refs = 1;
+                shared_free(sh);
+            }
+            return lumos__fail(ctx, LUMOS_E_NOMEM, "training terms: out of memory");
+        }
+        *ts = (term_state){sh, i};
+        sh->refs++;
+        lumos__train_term *t = &terms[i];
+        snprintf(t->name, sizeof t->name, "%s", names[i]);
+        t->weight = 1.f;
+        t->state = ts;
+        t->eval = terms_eval;
+        t->free = term_free;
+        t->needs_aligned_target = i == TERM_PERCEPTUAL;
+        if (i == TERM_TEXTURE) {
+            t->d_step = terms_d_step;
+            t->groups = &sh->groups[D_EARLY];
+            t->n_groups = 2;
+        } else if (i == TERM_COLOUR) {
+            t->d_step = terms_d_step;
+            t->groups = &sh->groups[D_COLOUR];
+            t->n_groups = 1;
+        }
+    }
+    *out = terms;
+    *n = N_TERMS;
+    return LUMOS_OK;
+nomem:
+    if (sh) {
+        sh->refs = 1;
+        shared_free(sh);
+    }
+    free(terms);
+    return lumos__fail(ctx, LUMOS_E_NOMEM, "training terms: out of memory");
+}
+
+/* Scratch of one discriminator call on an image of width×height. */
+typedef struct d_call {
+    float score[2];
+    float *grad[2];   /* parameter gradients (early, deep) or (colour) */
+    float *input[2];  /* gradients over the feature maps */
+    size_t input_n[2];
+} d_call;
+
+static int d_call_alloc(lumos_ctx *ctx, const shared *sh, int which, int w, int h, d_call *c)
+{
+    memset(c, 0, sizeof *c);
+    int parts = which == TERM_TEXTURE ? 2 : 1;
+    for (int k = 0; k < parts; k++) {
+        int disc = which == TERM_TEXTURE ? k : D_COLOUR;
+        int deep = disc != D_EARLY;
+        int ch = disc == D_EARLY ? LUMOS__TAP_EARLY_CHANNELS
+                 : disc == D_DEEP ? LUMOS__TAP_DEEP_CHANNELS
+                                  : LUMOS__TAP_LAST_CHANNELS;
+        c->input_n[k] = (size_t)ch * lumos__feature_size(w, deep) * lumos__feature_size(h, deep);
+        c->grad[k] = malloc(sh->n[disc] * sizeof(float));
+        c->input[k] = malloc(c->input_n[k] * sizeof(float));
+        if (!c->grad[k] || !c->input[k]) return lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+    }
+    return LUMOS_OK;
+}
+
+static void d_call_free(d_call *c)
+{
+    for (int k = 0; k < 2; k++) {
+        free(c->grad[k]);
+        free(c->input[k]);
+    }
+}
+
+/* One call of the term's discriminator(s) on image + eps·perturb. */
+static int d_run(lumos_ctx *ctx, const shared *sh, int which, int w, int h, const float *image,
+                 float *const perturb[2], float eps, d_call *c)
+{
+    if (which == TERM_TEXTURE)
+        return lumos__stage_d_texture(ctx, w, h, image, sh->features, sh->d[D_EARLY], sh->d[D_DEEP],
+                                      perturb ? perturb[0] : NULL, perturb ? perturb[1] : NULL, eps,
+                                      c->score, c->grad[0], c->grad[1], c->input[0], c->input[1]);
+    return lumos__stage_d_colour(ctx, w, h, image, sh->features, sh->d[D_COLOUR],
+                                 perturb ? perturb[0] : NULL, eps, c->score, c->grad[0], c->input[0]);
+}
+
+static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s, const float *out,
+                      float *value, float *grad_out)
+{
+    const term_state *ts = state;
+    const shared *sh = ts->sh;
+    float d_real[3] = {0, 0, 0}, weight[4] = {0, 0, 0, 0}, losses[4];
+    int rc = LUMOS_OK;
+    if (ts->which == TERM_TEXTURE || ts->which == TERM_COLOUR) {
+        /* D(real) of this sample's target, for the relativistic pair */
+        d_call c;
+        rc = d_call_alloc(ctx, sh, ts->which, s->width, s->height, &c);
+        if (rc == LUMOS_OK) rc = d_run(ctx, sh, ts->which, s->width, s->height, s->target, NULL, 0, &c);
+        if (ts->which == TERM_TEXTURE) {
+            d_real[0] = c.score[0];
+            d_real[1] = c.score[1];
+        } else {
+            d_real[2] = c.score[0];
+        }
+        d_call_free(&c);
+        if (rc) return rc;
+    }
+    if (ts->which == TERM_CONTENT || ts->which == TERM_PERCEPTUAL) weight[0] = 1;
+    else if (ts->which == TERM_TEXTURE) weight[1] = weight[2] = 1;
+    else weight[3] = 1;
+    /* content compares with the classical render; perceptual (paired) with
+     * the aligned target photo */
+    const float *ref = ts->which == TERM_PERCEPTUAL ? s->target : s->classic;
+    rc = lumos__stage_g_losses(ctx, s->width, s->height, out, ref, sh->features,
+                               sh->d[D_EARLY], sh->d[D_DEEP], sh->d[D_COLOUR], d_real, weight,
+                               losses, grad_out);
+    if (rc) return rc;
+    *value = ts->which == TERM_TEXTURE ? losses[1] + losses[2] : ts->which == TERM_COLOUR ? losses[3] : losses[0];
+    return LUMOS_OK;
+}
+
+static double norm2(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)v[i] * v[i];
+    return s;
+}
+
+static float softplus(float z) { return fmaxf(z, 0.f) + log1pf(expf(-fabsf(z))); }
+static float sigmoid(float z) { return 1.f / (1.f + expf(-z)); }
+
+/* Adds one pair's D-loss gradient into the term's groups (scaled by 1/count
+ * by the caller) and its loss per discriminator into d_loss[k]. */
+static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const float *real,
+                  int w, int h, float scale, float *d_loss)
+{
+    const shared *sh = ts->sh;
+    const int parts = ts->which == TERM_TEXTURE ? 2 : 1;
+    d_call r, f, plus, minus;
+    int rc = d_call_alloc(ctx, sh, ts->which, w, h, &r);
+    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &f);
+    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &plus);
+    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &minus);
+    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, real, NULL, 0, &r);
+    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, fake, NULL, 0, &f);
+    for (int k = 0; !rc && k < parts; k++) {
+        float *grad = ts->sh->grad[ts->which == TERM_TEXTURE ? k : D_COLOUR];
+        size_t n = sh->n[ts->which == TERM_TEXTURE ? k : D_COLOUR];
+        /* softplus(−(D(r) − D(f))): dL/dD(r) = −σ(D(f) − D(r)), dL/dD(f) = +σ(...) */
+        float a = sigmoid(f.score[k] - r.score[k]);
+        d_loss[k] += scale * softplus(f.score[k] - r.score[k]);
+        for (size_t i = 0; i < n; i++) grad[i] += scale * a * (f.grad[k][i] - r.grad[k][i]);
+    }
+    /* γ/2 (R1 + R2) by central differences along each input gradient */
+    const d_call *at[2] = {&r, &f};
+    const float *image[2] = {real, fake};
+    for (int side = 0; !rc && side < 2; side++) {
+        float *dir[2] = {NULL, NULL};
+        double len[2] = {0, 0};
+        for (int k = 0; k < parts && !rc; k++) {
+            len[k] = sqrt(norm2(at[side]->input[k], at[side]->input_n[k]));
+            dir[k] = malloc(at[side]->input_n[k] * sizeof(float));
+            if (!dir[k]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+            for (size_t i = 0; !rc && i < at[side]->input_n[k]; i++)
+                dir[k][i] = len[k] > 0 ? (float)(at[side]->input[k][i] / len[k]) : 0.f;
+            d_loss[k] += scale * 0.5f * sh->gamma * (float)(len[k] * len[k]);
+        }
+        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, sh->h, &plus);
+        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, -sh->h, &minus);
+        for (int k = 0; !rc && k < parts; k++) {
+            float *grad = ts->sh->grad[ts->which == TERM_TEXTURE ? k : D_COLOUR];
+            size_t n = sh->n[ts->which == TERM_TEXTURE ? k : D_COLOUR];
+            /* γ/2 · ∂‖v‖²/∂θ = γ/2 · (‖v‖/h) · (∇θD(x + h v̂) − ∇θD(x − h v̂)) */
+            double c = scale * 0.5 * sh->gamma * len[k] / sh->h;
+            for (size_t i = 0; i < n; i++) grad[i] += (float)(c * (plus.grad[k][i] - minus.grad[k][i]));
+        }
+        free(dir[0]);
+        free(dir[1]);
+    }
+    d_call_free(&r);
+    d_call_free(&f);
+    d_call_free(&plus);
+    d_call_free(&minus);
+    return rc;
+}
+
+int lumos__gan_d_pair(lumos_ctx *ctx, void *term_state, const float *fake, const float *real,
+                      int width, int height, float *d_loss)
+{
+    return d_pair(ctx, term_state, fake, real, width, height, 1.f, d_loss);
+}
+
+static int terms_d_step(void *state, lumos_ctx *ctx, const float *const *fake,
+                        const float *const *real, int count, int width, int height, float *d_loss)
+{
+    const term_state *ts = state;
+    const int parts = ts->which == TERM_TEXTURE ? 2 : 1;
+    for (int k = 0; k < parts; k++) {
+        int disc = ts->which == TERM_TEXTURE ? k : D_COLOUR;
+        memset(ts->sh->grad[disc], 0, ts->sh->n[disc] * sizeof(float));
+    }
+    float loss[2] = {0, 0};
+    for (int i = 0; i < count; i++) {
+        int rc = d_pair(ctx, ts, fake[i], real[i], width, height, 1.f / (float)count, loss);
+        if (rc) return rc;
+    }
+    *d_loss = loss[0] + loss[1];
+    return LUMOS_OK;
+}

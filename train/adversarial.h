@@ -1,0 +1,55 @@
+/* adversarial.h — the unpaired method's feature-space loss terms for the
+ * trainer (train/trainer.h), on the Halide pipelines of
+ * stages/train_losses.h:
+ *
+ *   "content"  mean squared distance of MobileNetV2 features[11] between
+ *              the lightness (CIE L*) of the output and of the classical
+ *              render of the same mosaic;
+ *   "texture"  the relativistic pairing GAN loss of two discriminators on
+ *              features[1] and features[7] of the lightness images;
+ *   "colour"   the same with one discriminator on features[11] of images
+ *              blurred by a 21×21 Gaussian (σ 3);
+ *   "perceptual" (paired mode) as content, against the aligned target photo.
+ *
+ * The generator's loss of a discriminator D on a pair (real r, fake f) is
+ * softplus(−(D(f) − D(r))); D's loss is softplus(−(D(r) − D(f))) +
+ * γ/2 (R1 + R2), R1 = ‖∇D(r)‖², R2 = ‖∇D(f)‖² (gradients with respect to
+ * D's input, the feature map), γ = 10. R1's parameter gradient is a
+ * gradient of a gradient; it is computed exactly to second order by central
+ * differences along v = ∇D(r):
+ *     ∂R1/∂θ = 2 ∂/∂θ (∇D(r) · v)|v fixed
+ *            ≈ (‖v‖ / h) · (∇θ D(r + h v̂) − ∇θ D(r − h v̂)),   v̂ = v / ‖v‖,
+ * (tests/test_adversarial.c checks it against PyTorch's double backward).
+ * Discriminators start from PyTorch's default init (seeded) and are
+ * trainer parameter groups ("D_texture_early", "D_texture_deep",
+ * "D_colour"), so checkpoints carry them. */
+#ifndef LUMOS_TRAIN_ADVERSARIAL_H
+#define LUMOS_TRAIN_ADVERSARIAL_H
+
+#include <stdint.h>
+
+#include "lumos.h"
+#include "train/trainer.h"
+
+typedef struct lumos__gan_options {
+    const char *features;  /* MobileNetV2 safetensors (train/fetch-mobilenet.sh);
+                              NULL: a random network of the same shape (tests) */
+    uint64_t seed;         /* discriminator (and random feature) init */
+    float gamma;           /* R1 + R2 weight, 10 */
+    float fd_step;         /* h of the R1/R2 differences, 1e-2 */
+} lumos__gan_options;
+
+void lumos__gan_options_init(lumos__gan_options *o);
+
+/* The terms "content", "texture", "colour" and "perceptual" (weights 1),
+ * sharing one feature network: *out malloc'ed (*n terms); free each with
+ * lumos__train_term_free, then free(*out). */
+int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_term **out, int *n);
+
+/* The discriminator loss of one pair, and its parameter gradient added
+ * into grads[k] (texture: k = 0 early, 1 deep; colour: k = 0), for tests:
+ * which = 1 texture, 2 colour. d_loss[k] gets each D's loss. */
+int lumos__gan_d_pair(lumos_ctx *ctx, void *term_state, const float *fake, const float *real,
+                      int width, int height, float *d_loss);
+
+#endif

@@ -1,0 +1,215 @@
+/* trainer.h — the training loop of the learned ISPs (`lumos train`).
+ *
+ * One step: a batch of B samples is drawn (a RAW side, its classical
+ * render, and a target photo crop), each is run through the network, every
+ * loss term is evaluated on the output and back-propagated separately, and
+ * the generator takes one Adam step on
+ *
+ *     g = sum_i w_i * g_i / (||g_i|| + 1e-12),   g_i = mean over the batch of dL_i/dθ
+ *
+ * (the method normalises each term by the norm of its own gradient, so a
+ * term's weight is its share of the direction, whatever its scale). Terms
+ * with a discriminator take their own step every `d_every` generator steps.
+ *
+ * Samples. A photo of the train split is cropped (crop × crop, even offset,
+ * random flips) and unprocessed into a noisy mosaic with random gains
+ * (train/unprocess.h); a RAW file is cropped on its mosaic. The classical
+ * render of every mosaic (lumos_isp_classic, tone 0, the unprocessing's
+ * exposure, then the smoothstep tone curve the unprocessing inverted: the
+ * ISP Brooks et al. invert) is the content target of the unpaired method.
+ * The target: paired mode, the photo crop itself (aligned; RAW files have
+ * none and are left out); unpaired mode, a crop of another photo, drawn by
+ * an independent cursor.
+ *
+ * Reproducibility. All randomness comes from splitmix64 states derived from
+ * the seed (weights, data, targets) and each epoch's order of the files is a
+ * shuffle derived from the seed, so one seed gives one run, bit for bit,
+ * whatever the thread count. A checkpoint holds the Adam groups (weights and
+ * moments), the RNG states and the data cursors; a run resumed from it
+ * continues exactly as the uninterrupted run would have. */
+#ifndef LUMOS_TRAIN_TRAINER_H
+#define LUMOS_TRAIN_TRAINER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lumos.h"
+#include "train/adam.h"
+
+typedef enum lumos__train_mode {
+    LUMOS__TRAIN_UNPAIRED = 0, /* RAW side and target photo are unrelated */
+    LUMOS__TRAIN_PAIRED = 1    /* the target is the photo the mosaic was made from */
+} lumos__train_mode;
+
+/* One training sample, as the loss terms see it. Images are width×height×3
+ * floats, rows packed, sRGB-encoded values in [0, 1]. */
+typedef struct lumos__train_sample {
+    int width, height;
+    const uint16_t *mosaic;   /* width×height, rows packed */
+    lumos_raw_info info;      /* its CFA, levels, white balance, matrix */
+    const float *classic;     /* the classical render of the mosaic */
+    const float *target;      /* paired: aligned; unpaired: another photo's crop */
+    int aligned;              /* 1: target shows the mosaic's scene, pixel for pixel */
+    const char *path;         /* the file the mosaic came from */
+    const char *target_path;
+} lumos__train_sample;
+
+/* A named parameter block of a term (a discriminator's weights): added to
+ * the trainer's Adam (lr_d, the generator's betas), saved in checkpoints and
+ * stepped after each d_step, which fills `grads`. */
+typedef struct lumos__train_params {
+    const char *name; /* unique among the trainer's groups ("G" is the generator) */
+    float *params, *grads;
+    size_t n;
+} lumos__train_params;
+
+/* A loss term. eval may run on several threads at once (one sample each,
+ * with that thread's context): it must not change shared state. */
+typedef struct lumos__train_term {
+    char name[32];
+    float weight;
+    int needs_aligned_target; /* paired mode only (l1) */
+    void *state;
+    /* The term's value on one sample's network output `out` and
+     * dL/d(out) in grad_out (both width×height×3, overwritten). */
+    int (*eval)(void *state, lumos_ctx *ctx, const lumos__train_sample *s, const float *out,
+                float *value, float *grad_out);
+    /* Optional: one discriminator step on a batch of `count` network
+     * outputs (fakes) and targets (reals); fills the grads of `groups` and
+     * the discriminator's loss. Called on the trainer's thread. */
+    int (*d_step)(void *state, lumos_ctx *ctx, const float *const *fake, const float *const *real,
+                  int count, int width, int height, float *d_loss);
+    const lumos__train_params *groups;
+    size_t n_groups;
+    void (*free)(void *state); /* optional; called by lumos__train_term_free */
+} lumos__train_term;
+
+/* A built-in term: "l1" (paired: mean |out - target|), "tv" (total
+ * variation of out), "mse-classic" (mean squared distance to the classical
+ * render: a stand-in for the method's content term). LUMOS_E_ARG names the
+ * known ones when `name` is none of them. */
+int lumos__train_term_builtin(lumos_ctx *ctx, const char *name, float weight,
+                              lumos__train_term *out);
+void lumos__train_term_free(lumos__train_term *t);
+
+/* What each step reports (to on_step, the progress line and the log). */
+typedef struct lumos__train_report {
+    uint64_t step, steps;     /* steps done (resumed ones included), the goal */
+    double elapsed_s;         /* training time, resumed runs' included */
+    double steps_per_s;       /* this run's rate */
+    int n_terms;
+    const lumos__train_term *terms;
+    const double *value;      /* batch mean of each term */
+    const double *grad_norm;  /* ||g_i|| of each term (before normalising) */
+    const double *d_loss;     /* last discriminator loss of each term (0 without) */
+    double lr_g;
+} lumos__train_report;
+
+typedef struct lumos__train_options {
+    lumos_isp_kind net;            /* EFFICIENT, ROBUST or RMFA_TINY */
+    lumos__train_mode mode;
+    const char *const *sources;    /* lumos__dataset_open's sources */
+    int n_sources;
+    const char *out;               /* final weights (safetensors), NULL: none */
+    const char *init;              /* initial weights (safetensors), NULL: PyTorch's init */
+    const char *features;          /* MobileNetV2 safetensors for the default unpaired
+                                      terms (train/fetch-mobilenet.sh); NULL: a random
+                                      network of its shape (tests only) */
+    uint64_t steps;                /* total steps (a resumed run continues to it) */
+    int batch, crop;               /* B (8), crop side (128, even) */
+    double lr_g, lr_d;             /* 5e-4, 1e-5 */
+    double beta1, beta2;           /* 0.5, 0.9: the method's */
+    int d_every;                   /* discriminator steps every K generator steps (10) */
+    uint64_t seed;                 /* 1 */
+    int threads;                   /* samples processed at once (0: every core) */
+    const lumos__train_term *terms;/* NULL: lumos__train_default_terms(mode) */
+    int n_terms;
+    const char *log;               /* CSV log, appended on resume; NULL: none */
+    const char *preview;           /* PNG grid of held-out crops; NULL: none */
+    int preview_every;             /* steps (500) */
+    const char *checkpoint;        /* NULL: none */
+    int checkpoint_every;          /* steps (500); also written at the end and on stop */
+    int resume;                    /* continue from `checkpoint` */
+    int progress;                  /* 1: progress lines on stderr */
+    int report_every;              /* steps between progress lines off a terminal (10) */
+    volatile sig_atomic_t *stop;   /* when set (a signal handler): end after this step */
+    void (*on_step)(void *user, const lumos__train_report *r);
+    void *user;
+} lumos__train_options;
+
+/* The defaults above; net EFFICIENT, mode UNPAIRED, no sources. */
+void lumos__train_options_init(lumos__train_options *o);
+
+/* The default terms of a mode: unpaired, the method's "content:1,tv:1,
+ * texture:1,colour:1" (train/adversarial.h; every term normalised by its
+ * own gradient norm, then weighted 1); paired "l1:1,perceptual:1" (L1 and
+ * features against the aligned photo). */
+const char *lumos__train_default_terms(lumos__train_mode mode);
+
+/* Parses "name[:weight],..." into terms (*out malloc'ed, *n terms; free
+ * each with lumos__train_term_free, then free(*out)): the built-in ones and
+ * the feature-space "content", "texture", "colour", which need `gan` (the
+ * feature network and the discriminators' seed; NULL: they are refused). */
+struct lumos__gan_options;
+int lumos__train_terms_parse(lumos_ctx *ctx, const char *spec, const struct lumos__gan_options *gan,
+                             lumos__train_term **out, int *n);
+
+typedef struct lumos__train_result {
+    uint64_t step;            /* steps done in total */
+    uint64_t first_step;      /* the step this run started from (0, or the checkpoint's) */
+    int interrupted;          /* stopped by opts->stop before the goal */
+    size_t skipped_files;     /* bad data files met (each counted once) */
+    double seconds;           /* this run's training time */
+    double seconds_per_step;  /* its mean */
+} lumos__train_result;
+
+/* Trains per o. Errors (bad options, unreadable data, a damaged or
+ * mismatched checkpoint, a failed write) return their status with the file
+ * and reason in lumos_last_error; bad data files are skipped, reported
+ * through the context's notice and counted. On success, or when stopped
+ * (res->interrupted), the checkpoint and the weights have been written. */
+int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_result *res);
+
+/* PyTorch's default Conv2d init (kaiming_uniform_(a=sqrt(5)): weight and
+ * bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))) of network `kind` into flat
+ * (lumos__learned_weight_count floats), from *rng (which advances). */
+int lumos__train_init_weights(lumos_ctx *ctx, lumos_isp_kind kind, uint64_t *rng, float *flat);
+
+/* The network's weights as safetensors, state_dict names (atomic write). */
+int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
+                               uint64_t step, const char *path);
+
+/* ---- held-out samples (bench/isp_quality): the test split as the
+ * training sees a photo, for scoring the networks against ground truth */
+
+struct lumos__item; /* train/data.h */
+
+/* A photo's held-out sample: the same sample-making code path as training
+ * (make_side: unprocessing with gains and noise drawn by
+ * lumos__unprocess_sample, the classical render of trainer.h), on a fixed
+ * crop with fixed parameters. */
+typedef struct lumos__train_heldout {
+    int size;                 /* side of the square crop */
+    uint16_t *mosaic;         /* size×size, rows packed (stride size * 2 bytes) */
+    lumos_raw_info info;      /* its CFA, levels, white balance, matrix */
+    float black[4], scale[4]; /* the levels as lumos__stage_learned takes them */
+    int cfa_x, cfa_y;
+    float *classic;           /* the classical render (unpaired content target), size×size×3 */
+    float *truth;             /* the photo crop itself (sRGB, [0, 1]), size×size×3 */
+    /* What the unprocessing drew: gains and noise (variance shot * x + read). */
+    float rgb_gain, red_gain, blue_gain, shot_noise, read_noise;
+} lumos__train_heldout;
+
+/* The held-out sample of photo `it` (a LUMOS__ITEM_PHOTO): the centre crop
+ * of size × size (even offsets, no flips: the training preview's crop),
+ * unprocessed with parameters drawn from the RNG state seed ^ FNV-1a of the
+ * photo's split key (lumos__split_key: its name, not its folder), so one
+ * (seed, photo) gives one sample wherever the file lies. LUMOS_E_ARG for a
+ * RAW item, an odd size or a photo smaller than the crop. Free with
+ * lumos__train_heldout_free. */
+int lumos__train_heldout_make(lumos_ctx *ctx, const struct lumos__item *it, int size,
+                              uint64_t seed, lumos__train_heldout *out);
+void lumos__train_heldout_free(lumos__train_heldout *h);
+
+#endif
