@@ -179,6 +179,20 @@ public:
         return pointwise(m, "leaky_relu", [=](Expr v) { return select(v > 0, v, slope * v); },
                          [=](Expr v, Expr g) { return select(v > 0, g, slope * g); });
     }
+    // LeakyReLU with the slope chosen by the sign of `gate` (the same layer's
+    // input at another point) instead of m's: the network linearised where
+    // `gate` was computed. R1/R2's central differences use it: through a
+    // piecewise-linear network linearised at x, ∇θD(x ± h·v) differ by
+    // exactly 2h ∂/∂θ(∇ₓD·v), for any h.
+    Map leaky_relu_gated(const Map &m, const Map &gate, float slope) {
+        Func f{"leaky_relu_gated"}, pre = m.f, gf = gate.f;
+        f(c, x, y) = select(gf(c, x, y) > 0, pre(c, x, y), slope * pre(c, x, y));
+        return record({f, m.channels, m.width, m.height}, {m}, [=](Func g) {
+            Func gi{"leaky_relu_gated_grad"};
+            gi(c, x, y) = select(gf(c, x, y) > 0, g(c, x, y), slope * g(c, x, y));
+            return std::vector<Func>{gi};
+        });
+    }
     Map tanh(const Map &m) {
         return pointwise(m, "tanh", [](Expr v) { return Halide::tanh(v); }, [](Expr v, Expr g) {
             Expr t = Halide::tanh(v);

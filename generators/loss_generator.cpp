@@ -17,12 +17,14 @@
 //
 //   disc (kind=texture_early|texture_deep|colour, mode=g|d): a
 //     discriminator's mean score over its input feature map and dD/d(input);
-//     mode d also dD/dθ (flat, as (n, 1, 1)).
+//     mode d also dD/dθ (flat, as (n, 1, 1)), with D linearised at a second
+//     input (its LeakyReLU slopes taken there) for R1/R2's differences.
 //
 // Schedule: every stage at root, parallel over rows (crops of ~128²).
 
 #include "Halide.h"
 #include <map>
+#include <vector>
 
 #include "features.h"
 
@@ -105,10 +107,18 @@ Map blurred(NetBuilder &b, const Map &img) {
     });
 }
 
-// A discriminator (isp_nets.def "disc_*") on feature map x: its per-position
-// score map (1 channel).
-Map discriminator(NetBuilder &b, Map x, bool colour) {
-    auto lrelu = [&](Map m) { return b.leaky_relu(m, 0.2f); };
+// A discriminator (isp_nets.def "disc_*") on feature map x: its
+// per-position score map (1 channel). Each LeakyReLU's input is appended to
+// `pre` when given; with `gates`, each LeakyReLU takes its slope from the
+// sign of the matching gate instead (leaky_relu_gated: D linearised where
+// the gates were computed).
+Map discriminator(NetBuilder &b, Map x, bool colour, std::vector<Map> *pre = nullptr,
+                  const std::vector<Map> *gates = nullptr) {
+    size_t layer = 0;
+    auto lrelu = [&](Map m) {
+        if (pre) pre->push_back(m);
+        return gates ? b.leaky_relu_gated(m, gates->at(layer++), 0.2f) : b.leaky_relu(m, 0.2f);
+    };
     if (colour) {
         x = lrelu(b.conv2d(x, "fc1", 512, 1));
         x = lrelu(b.conv2d(x, "fc2", 512, 1));
@@ -209,6 +219,7 @@ public:
     GeneratorParam<std::string> mode{"mode", "d"};  // g: input gradient only; d: also θ's
 
     Input<Buffer<float>> in{"in", 3};            // the feature map (c, x, y)
+    Input<Buffer<float>> gate{"gate", 3};        // mode d: where D is linearised (see below)
     Input<Buffer<float>> disc{"disc", 1};        // this discriminator's weights
     Output<Buffer<float>> score{"score", 1};     // [1] the mean score
     Output<Buffer<float>> grad_in{"grad_in", 3}; // dD/d(in)
@@ -220,10 +231,21 @@ public:
                                                                 : "disc_colour";
         const int channels = kind == DiscKind::TextureEarly ? 16 : kind == DiscKind::TextureDeep ? 64 : 96;
         const bool params = std::string(mode) == "d";
-        NetBuilder b(disc, net);
+        NetBuilder b(disc, net), at(disc, net);
         Var c = b.c, x = b.x, y = b.y;
-        Map x0 = b.input({buffer_func(in, "in_f"), channels, in.dim(1).extent(), in.dim(2).extent()});
-        Map mean = b.global_avg_pool(discriminator(b, x0, kind == DiscKind::Colour));
+        Expr W = in.dim(1).extent(), H = in.dim(2).extent();
+        Map x0 = b.input({buffer_func(in, "in_f"), channels, W, H});
+        // Mode d: D at `in` linearised at `gate` (its LeakyReLU slopes from
+        // D(gate)): with gate = in, plain D; with in = gate ± h·v, the
+        // parameter gradients' difference is R1/R2's (train/adversarial.h).
+        std::vector<Map> gates;
+        if (params) {
+            discriminator(at, at.input({buffer_func(gate, "gate_f"), channels, W, H}),
+                          kind == DiscKind::Colour, &gates);
+            at.finish();
+        }
+        Map mean = b.global_avg_pool(discriminator(b, x0, kind == DiscKind::Colour, nullptr,
+                                                   params ? &gates : nullptr));
         b.finish();
         Var i{"i"};
         score(i) = mean.f(0, 0, 0);
@@ -235,6 +257,7 @@ public:
         if (params) grad_params(c, x, y) = g.params(c);
         else grad_params(c, x, y) = 0.f;
         in.dim(0).set_bounds(0, channels).set_stride(1);
+        gate.dim(0).set_bounds(0, channels).set_stride(1);
         grad_in.dim(0).set_bounds(0, channels).set_stride(1);
         grad_params.dim(0).set_bounds(0, params ? n : 1).set_stride(1);
         grad_params.dim(1).set_bounds(0, 1);
@@ -243,6 +266,7 @@ public:
         disc.dim(0).set_bounds(0, n);
         grad_in.parallel(y);
         b.schedule_at_root();
+        if (params) at.schedule_at_root();
     }
 };
 

@@ -54,7 +54,8 @@ typedef int (*block_fn)(void const *, struct halide_buffer_t *, struct halide_bu
 typedef int (*pre_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
                       struct halide_buffer_t *);
 typedef int (*disc_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
-                       struct halide_buffer_t *, struct halide_buffer_t *, struct halide_buffer_t *);
+                       struct halide_buffer_t *, struct halide_buffer_t *, struct halide_buffer_t *,
+                       struct halide_buffer_t *);
 
 static const block_fn block_fwd[BLOCKS] = {
     lumos_mbv2_b0_fwd, lumos_mbv2_b1_fwd, lumos_mbv2_b2_fwd, lumos_mbv2_b3_fwd,
@@ -213,22 +214,23 @@ static int features_backward(lumos_ctx *ctx, const float *weights, const feature
 }
 
 /* One discriminator on a feature map: its score, dD/d(map) and (params
- * non-NULL, mode d) dD/dθ. */
-static int discriminate(lumos_ctx *ctx, int net, const float *weights, const fmap *in, float *score,
-                        float *grad_in, float *params)
+ * non-NULL, mode d) dD/dθ, with D linearised at `gate` (NULL: at in). */
+static int discriminate(lumos_ctx *ctx, int net, const float *weights, const fmap *in,
+                        const fmap *gate, float *score, float *grad_in, float *params)
 {
     disc_fn fn = net == LUMOS__NET_DISC_TEXTURE_EARLY ? (params ? lumos_disc_texture_early_d : lumos_disc_texture_early_g)
                  : net == LUMOS__NET_DISC_TEXTURE_DEEP ? (params ? lumos_disc_texture_deep_d : lumos_disc_texture_deep_g)
                                                        : (params ? lumos_disc_colour_d : lumos_disc_colour_g);
     float unused = 0;
-    halide_buffer_t bi, bw, bs, bg, bp;
-    halide_dimension_t di[3], dw, ds, dg[3], dp[3];
+    halide_buffer_t bi, bt, bw, bs, bg, bp;
+    halide_dimension_t di[3], dt[3], dw, ds, dg[3], dp[3];
     buf(&bi, di, in->data, in->c, in->w, in->h);
+    buf(&bt, dt, (gate ? gate : in)->data, in->c, in->w, in->h);
     flat(&bw, &dw, weights, count(net));
     flat(&bs, &ds, score, 1);
     buf(&bg, dg, grad_in, in->c, in->w, in->h);
     buf(&bp, dp, params ? params : &unused, params ? count(net) : 1, 1, 1);
-    return lumos__hl_status(ctx, fn(ctx, &bi, &bw, &bs, &bg, &bp), "discriminator");
+    return lumos__hl_status(ctx, fn(ctx, &bi, &bt, &bw, &bs, &bg, &bp), "discriminator");
 }
 
 static float softplus(float z) { return fmaxf(z, 0.f) + log1pf(expf(-fabsf(z))); }
@@ -287,7 +289,7 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             float score = 0;
             seed[taps[k]] = malloc(fmap_size(f) * sizeof(float));
             if (!seed[taps[k]]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
-            if (!rc) rc = discriminate(ctx, nets[k], dw[k], f, &score, seed[taps[k]], NULL);
+            if (!rc) rc = discriminate(ctx, nets[k], dw[k], f, NULL, &score, seed[taps[k]], NULL);
             if (rc) break;
             losses[1 + k] = softplus(-(score - d_real[k]));
             float a = -term_weight[1 + k] * sigmoid(d_real[k] - score);
@@ -311,7 +313,7 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             seed[TAP_LAST] = malloc(fmap_size(f) * sizeof(float));
             if (!seed[TAP_LAST]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
         }
-        if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, f, &score, seed[TAP_LAST], NULL);
+        if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, f, NULL, &score, seed[TAP_LAST], NULL);
         if (!rc) {
             losses[3] = softplus(-(score - d_real[2]));
             float a = -term_weight[3] * sigmoid(d_real[2] - score);
@@ -360,7 +362,7 @@ int lumos__stage_d_texture(lumos_ctx *ctx, int width, int height, const float *i
     for (int k = 0; k < 2 && !rc; k++) {
         fmap f = {0};
         rc = shifted(ctx, &run.act[taps[k] + 1], pert[k], eps, &f);
-        if (!rc) rc = discriminate(ctx, nets[k], dw[k], &f, &scores[k], inputs[k], grads[k]);
+        if (!rc) rc = discriminate(ctx, nets[k], dw[k], &f, &run.act[taps[k] + 1], &scores[k], inputs[k], grads[k]);
         free(f.data);
     }
     features_free(&run);
@@ -381,7 +383,7 @@ int lumos__stage_d_colour(lumos_ctx *ctx, int width, int height, const float *im
     if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_LAST, &run);
     fmap f = {0};
     if (!rc) rc = shifted(ctx, &run.act[TAP_LAST + 1], perturb, eps, &f);
-    if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, &f, score, input_grad, grad);
+    if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, &f, &run.act[TAP_LAST + 1], score, input_grad, grad);
     free(f.data);
     features_free(&run);
     free(pre);

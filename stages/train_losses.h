@@ -33,7 +33,9 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
                           const float *d_deep, const float *d_colour, const float d_real[3],
                           const float term_weight[4], float losses[4], float *grad_out);
 
-/* Both texture discriminators on one image: scores[2] of D(F + eps·perturb),
+/* Both texture discriminators on one image: scores[2] of D(F + eps·perturb)
+ * with each D linearised at F (its LeakyReLU slopes taken from D(F): the
+ * central differences of R1/R2 are then exact, train/adversarial.h),
  * their parameter gradients (grad_early, grad_deep: each discriminator's
  * count) and input gradients (input_early: 16 × early map, input_deep:
  * 64 × deep map). perturb_* may be NULL when eps is 0. */

@@ -40,7 +40,7 @@ void lumos__gan_options_init(lumos__gan_options *o)
     memset(o, 0, sizeof *o);
     o->seed = 1;
     o->gamma = 10.f;
-    o->fd_step = 1e-2f;
+    o->fd_step = 1.f;
 }
 
 static size_t count_of(int net) { return lumos__learned_weight_count((lumos_isp_kind)net); }

@@ -15,11 +15,15 @@
  * softplus(−(D(f) − D(r))); D's loss is softplus(−(D(r) − D(f))) +
  * γ/2 (R1 + R2), R1 = ‖∇D(r)‖², R2 = ‖∇D(f)‖² (gradients with respect to
  * D's input, the feature map), γ = 10. R1's parameter gradient is a
- * gradient of a gradient; it is computed exactly to second order by central
- * differences along v = ∇D(r):
+ * gradient of a gradient; it comes from central differences along
+ * v = ∇D(r):
  *     ∂R1/∂θ = 2 ∂/∂θ (∇D(r) · v)|v fixed
- *            ≈ (‖v‖ / h) · (∇θ D(r + h v̂) − ∇θ D(r − h v̂)),   v̂ = v / ‖v‖,
- * (tests/test_adversarial.c checks it against PyTorch's double backward).
+ *            = (‖v‖ / h) · (∇θ D(r + h v̂) − ∇θ D(r − h v̂)),   v̂ = v / ‖v‖,
+ * with D linearised at r (each LeakyReLU's slope taken from D(r)): D is
+ * piecewise linear, so the difference is exact for any h — what double
+ * backward gives — while plain differences jump wherever a unit changes
+ * sign inside the step (tests/test_losses.c checks against PyTorch's double
+ * backward).
  * Discriminators start from PyTorch's default init (seeded) and are
  * trainer parameter groups ("D_texture_early", "D_texture_deep",
  * "D_colour"), so checkpoints carry them. */
@@ -36,7 +40,8 @@ typedef struct lumos__gan_options {
                               NULL: a random network of the same shape (tests) */
     uint64_t seed;         /* discriminator (and random feature) init */
     float gamma;           /* R1 + R2 weight, 10 */
-    float fd_step;         /* h of the R1/R2 differences, 1e-2 */
+    float fd_step;         /* h of the R1/R2 differences (exact for any h; 1: least
+                              float32 cancellation) */
 } lumos__gan_options;
 
 void lumos__gan_options_init(lumos__gan_options *o);
