@@ -13,7 +13,8 @@ trap 'rm -rf "$T"' EXIT
 . "$(dirname "$0")/lib.sh"
 mkdir "$T/data"
 for p in astronaut chelsea coffee motorcycle_left; do ln -s "$PHOTOS/$p.png" "$T/data/"; done
-quick=(--net efficient --data "$T/data" --crop 32 --batch 2 --threads 2)
+quick=(--net efficient --data "$T/data" --crop 32 --batch 2 --threads 2 --terms mse-classic,tv:0.1)
+# (pixel terms: the method's default terms need the feature network, see below)
 
 # ---- help and usage errors
 expect 0 "--help" -- "$LUMOS" --help
@@ -41,8 +42,11 @@ expect 2 "preview not png" -- "$LUMOS" train "${quick[@]}" --preview "$T/p.jpg" 
 [ ! -e "$T/w.safetensors" ] || fail "a usage error wrote the weights"
 
 # ---- failures: exit 1, the file named
-expect 1 "missing data" -- "$LUMOS" train --net efficient --data "$T/nowhere" --out "$T/w.safetensors"
+expect 1 "missing data" -- "$LUMOS" train --net efficient --data "$T/nowhere" --terms tv --out "$T/w.safetensors"
 grep -q "nowhere" "$T/err" || fail "missing data not named: $(cat "$T/err")"
+expect 1 "missing feature network" -- "$LUMOS" train --net efficient --data "$T/data" \
+    --features "$T/no-features.safetensors" --out "$T/w.safetensors"
+grep -q "no-features.safetensors.*fetch-mobilenet" "$T/err" || fail "missing features not said: $(cat "$T/err")"
 printf 'LUMOSCKP but not really' >"$T/bad.ckp"
 expect 1 "damaged checkpoint" -- "$LUMOS" train "${quick[@]}" --checkpoint "$T/bad.ckp" --resume --out "$T/w.safetensors"
 grep -q "bad.ckp" "$T/err" || fail "damaged checkpoint not named: $(cat "$T/err")"
