@@ -75,14 +75,21 @@ lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind, const char *wei
                                lumos_isp_name(kind), shipped);
         weights_path = shipped;
     }
-    lumos__weights *w = NULL;
-    int rc = lumos__weights_open(ctx, weights_path, &w);
-    if (rc) return rc;
-
-    /* Exactly the reference state_dict: every tensor, nothing else. */
     size_t count = lumos__learned_weight_count(kind);
     float *flat = malloc(count * sizeof *flat);
-    if (!flat) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", weights_path);
+    if (!flat) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", weights_path);
+    int rc = lumos__flat_from_safetensors(ctx, kind, weights_path, 1, flat);
+    if (rc == LUMOS_OK) rc = lumos__net_from_flat(ctx, kind, flat, count, out);
+    free(flat);
+    return rc;
+}
+
+int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
+                                 float *flat)
+{
+    lumos__weights *w = NULL;
+    int rc = lumos__weights_open(ctx, path, &w);
+    if (rc) return rc;
     const lumos__tensor_spec *t;
     size_t at = 0;
     for (size_t i = 0; rc == LUMOS_OK && (t = lumos__learned_tensor(kind, i)); i++) {
@@ -91,15 +98,14 @@ lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind, const char *wei
         if (rc == LUMOS_OK) memcpy(flat + at, data, lumos__tensor_elements(t) * sizeof *flat);
         at += lumos__tensor_elements(t);
     }
-    for (size_t i = 0; rc == LUMOS_OK && i < lumos__weights_count(w); i++) {
+    /* exact: the network's state_dict and nothing else */
+    for (size_t i = 0; exact && rc == LUMOS_OK && i < lumos__weights_count(w); i++) {
         const char *name = lumos__weights_name(w, i);
         if (lumos__learned_tensor_offset(kind, name) < 0)
-            rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: tensor '%s' is not part of the %s ISP",
-                             weights_path, name, lumos_isp_name(kind));
+            rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: tensor '%s' is not part of the %s ISP", path,
+                             name, lumos_isp_name(kind));
     }
     lumos__weights_free(w);
-    if (rc == LUMOS_OK) rc = lumos__net_from_flat(ctx, kind, flat, count, out);
-    free(flat);
     return rc;
 }
 

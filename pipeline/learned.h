@@ -13,6 +13,13 @@ int lumos__net_from_flat(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
 int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float **out,
                            size_t *row_floats);
 
+/* A safetensors file's tensors of network `kind` (any id of isp_nets.def's
+ * tables) into flat (lumos__learned_weight_count floats), checking names and
+ * shapes; exact: refuse tensors the network does not have. The file and the
+ * tensor are named on failure. */
+int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
+                                 float *flat);
+
 /* The network's weights in flat-buffer order (*count floats), owned by net. */
 const float *lumos__net_flat(const lumos_net *net, size_t *count);
 

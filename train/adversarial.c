@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/weights.h"
+#include "pipeline/learned.h"
 #include "pipeline/context.h"
 #include "stages/learned_isp.h"
 #include "stages/train_losses.h"
@@ -72,23 +72,6 @@ static void random_features(float *flat, uint64_t *rng)
     }
 }
 
-/* The MobileNetV2 safetensors file into flat-buffer order. */
-static int load_features(lumos_ctx *ctx, const char *path, float *flat)
-{
-    lumos__weights *w = NULL;
-    int rc = lumos__weights_open(ctx, path, &w);
-    const lumos__tensor_spec *t;
-    size_t at = 0;
-    for (size_t i = 0; rc == LUMOS_OK && (t = lumos__learned_tensor((lumos_isp_kind)LUMOS__NET_MOBILENET, i)); i++) {
-        const float *data = NULL;
-        rc = lumos__weights_get(ctx, w, t->name, t->ndim, t->shape, &data);
-        if (rc == LUMOS_OK) memcpy(flat + at, data, lumos__tensor_elements(t) * sizeof *flat);
-        at += lumos__tensor_elements(t);
-    }
-    lumos__weights_free(w);
-    return rc;
-}
-
 static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s, const float *out,
                       float *value, float *grad_out);
 static int terms_d_step(void *state, lumos_ctx *ctx, const float *const *fake,
@@ -113,7 +96,9 @@ int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_t
     if (!sh->features) goto nomem;
     uint64_t rng = o->seed ^ 0x67616e2d696e6974ull; /* "gan-init": apart from the generator's */
     int rc = LUMOS_OK;
-    if (o->features) rc = load_features(ctx, o->features, sh->features);
+    if (o->features)
+        rc = lumos__flat_from_safetensors(ctx, (lumos_isp_kind)LUMOS__NET_MOBILENET, o->features, 0,
+                                          sh->features);
     else random_features(sh->features, &rng);
     for (int k = 0; rc == LUMOS_OK && k < N_DISC; k++) {
         sh->n[k] = count_of(disc_net[k]);
