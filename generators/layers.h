@@ -578,7 +578,9 @@ public:
         for (Func f : backward_funcs_) {
             if (!first_time(f)) continue;
             f.compute_root();
-            if (f.dimensions() == 3) f.parallel(f.args()[2]);
+            if (f.dimensions() != 3) continue;
+            f.parallel(f.args()[2]);
+            for (int u = 0; u < f.num_update_definitions(); u++) f.update(u).parallel(f.args()[2]);
         }
         for (Func f : weights_)
             if (first_time(f)) f.compute_root();
