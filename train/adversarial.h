@@ -51,9 +51,10 @@ void lumos__gan_options_init(lumos__gan_options *o);
  * lumos__train_term_free, then free(*out). */
 int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_term **out, int *n);
 
-/* The discriminator loss of one pair, and its parameter gradient added
- * into grads[k] (texture: k = 0 early, 1 deep; colour: k = 0), for tests:
- * which = 1 texture, 2 colour. d_loss[k] gets each D's loss. */
+/* For tests: one (fake, real) pair's discriminator loss through the
+ * "texture" or "colour" term's state (term.state); its parameter gradient
+ * is added into the term's groups[k].grads (texture: k = 0 early, 1 deep;
+ * colour: k = 0) and each discriminator's loss into d_loss[k]. */
 int lumos__gan_d_pair(lumos_ctx *ctx, void *term_state, const float *fake, const float *real,
                       int width, int height, float *d_loss);
 
