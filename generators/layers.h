@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -99,6 +100,11 @@ public:
 
     // A builder for weightless layers (a loss's preprocessing).
     NetBuilder() = default;
+
+    // Read the convs' repacked weights from `other` (a second copy of the
+    // same network in one pipeline, which must be scheduled too) instead of
+    // repacking them again.
+    void share_weights(const NetBuilder &other) { shared_ = &other; }
 
     // Number of floats in the flat buffer.
     static int64_t flat_size(const std::string &net) {
@@ -537,13 +543,17 @@ public:
             for (size_t k = 0; k < n.inputs.size(); k++)
                 if (n.inputs[k] >= 0 && in[k].defined()) parts[n.inputs[k]].push_back(in[k]);
         }
+        // Each parameter tensor's gradient written into its own range of the
+        // flat buffer (an update per tensor, not a select over all of them
+        // for every element).
         Var i{"i"};
-        Expr v = 0.f;
-        for (const ParamGrad &p : param_grads_)
-            v = select(i >= Expr((int)p.offset) && i < Expr((int)(p.offset + p.count)),
-                       p.value(clamp(i - (int)p.offset, 0, (int)p.count - 1)), v);
         gr.params = Func{"grad_params"};
-        gr.params(i) = v;
+        gr.params(i) = 0.f;
+        for (const ParamGrad &p : param_grads_) {
+            RDom j(0, (int)p.count);
+            gr.params(Expr((int)p.offset) + j) = p.value(j);
+        }
+        params_funcs_.push_back(gr.params);
         return gr;
     }
 
@@ -551,16 +561,6 @@ public:
     // gradient and reduction computed once at root, in parallel over rows,
     // vectorised over channels (or pixels, for narrow maps).
     void schedule_at_root() {
-        const int vec = 8;
-        auto map_at_root = [&](Func f, int ch) {
-            f.compute_root();
-            for (int u = -1; u < f.num_update_definitions(); u++) {
-                Halide::Stage s = u < 0 ? Halide::Stage(f) : f.update(u);
-                if (ch >= vec) s.vectorize(c, vec, TailStrategy::GuardWithIf);
-                else s.vectorize(x, vec, TailStrategy::GuardWithIf);
-                s.parallel(y);
-            }
-        };
         // (A Func may sit in several lists: schedule each once.)
         std::vector<Halide::Internal::Function> done;
         auto first_time = [&](Func f) {
@@ -569,12 +569,23 @@ public:
             done.push_back(f.function());
             return true;
         };
+        // The convolutions and their adjoints carry nearly all the work.
+        for (const ConvRecord &cr : conv_records_)
+            if (first_time(cr.out.f)) schedule_sum_tiled(cr.out.f, cr.out);
+        for (ConvGrad cg : conv_grads_) {
+            const ConvRecord &cr = conv_records_.at(cg.conv);
+            if (first_time(cg.grad_out)) map_at_root(cg.grad_out, cr.out.channels);
+            if (first_time(cg.w_transposed))
+                cg.w_transposed.compute_root().vectorize(c, kVec, TailStrategy::GuardWithIf);
+            if (first_time(cg.grad_in)) schedule_sum_tiled(cg.grad_in, cr.in);
+            if (cg.grad_w.defined() && first_time(cg.grad_w)) schedule_weight_grad(cg.grad_w, cr);
+        }
         for (const Node &n : nodes_)
-            if (n.backward && first_time(n.out.f)) map_at_root(n.out.f, n.out.channels);
+            if (n.backward && first_time(n.out.f)) map_at_root(n.out.f, n.out.channels, &n.out);
         for (const ConvRecord &cr : conv_records_)
             if (first_time(cr.padded)) map_at_root(cr.padded, cr.in.channels);
         for (const Map &g : grad_maps_)
-            if (first_time(g.f)) map_at_root(g.f, g.channels);
+            if (first_time(g.f)) map_at_root(g.f, g.channels, &g);
         for (Func f : backward_funcs_) {
             if (!first_time(f)) continue;
             f.compute_root();
@@ -582,18 +593,22 @@ public:
             f.parallel(f.args()[2]);
             for (int u = 0; u < f.num_update_definitions(); u++) f.update(u).parallel(f.args()[2]);
         }
-        for (Func f : weights_)
-            if (first_time(f)) f.compute_root();
+        for (Func f : weights_) {
+            if (!first_time(f)) continue;
+            f.compute_root();
+            if (f.dimensions() == 4) f.vectorize(f.args()[0], kVec, TailStrategy::GuardWithIf);
+        }
         for (Func f : reductions_)
             if (first_time(f)) f.compute_root();
-        for (ParamGrad p : param_grads_)
-            if (first_time(p.value))
-                p.value.compute_root().vectorize(p.value.args()[0], vec, TailStrategy::GuardWithIf);
-        for (WeightGrad w : weight_grads_) {
-            if (!first_time(w.f)) continue;
-            w.f.compute_root().vectorize(co, vec, TailStrategy::GuardWithIf).parallel(ci);
-            w.f.update().vectorize(co, vec, TailStrategy::GuardWithIf).parallel(ci);
+        // (each tensor's gradient, p.value, is gathered straight into it)
+        for (Func f : params_funcs_) {
+            if (!first_time(f)) continue;
+            f.compute_root().vectorize(f.args()[0], kVec, TailStrategy::GuardWithIf);
+            for (int u = 0; u < f.num_update_definitions(); u++)
+                f.update(u).vectorize(f.rvars(u)[0], kVec, TailStrategy::GuardWithIf);
         }
+        for (WeightGrad w : weight_grads_)
+            if (first_time(w.f)) schedule_weight_grad_plain(w.f);
     }
 
     // ------------------------------------------------- for the schedule
@@ -634,6 +649,14 @@ private:
     };
     struct WeightGrad {
         Func f;  // (co, kx, ky, ci)
+    };
+    // What a conv's adjoint made, for its schedule.
+    struct ConvGrad {
+        size_t conv;        // index into convs()
+        Func grad_out;      // dL/d(out), zero outside the output (c, x, y)
+        Func w_transposed;  // (ci, kx, ky, co)
+        Func grad_in;       // (c, x, y)
+        Func grad_w;        // (co, kx, ky, ci); undefined without parameters
     };
 
     static int64_t elements(const TensorSpec &t) {
@@ -710,11 +733,13 @@ private:
     // per tap) and bias (b0 < 0: none), read from the flat buffer.
     std::pair<Func, Func> conv_params(const std::string &name, int64_t w0, int64_t b0, int cin_g,
                                       int k) {
+        if (shared_ && shared_->repacked_.count(name)) return shared_->repacked_.at(name);
         Func w{"w_" + clean(name)}, b{"b_" + clean(name)};
         w(co, kx, ky, ci) = flat_(Expr((int)w0) + ((co * cin_g + ci) * k + ky) * k + kx);
         if (b0 >= 0) b(co) = flat_(Expr((int)b0) + co);
         else b(co) = 0.f;
         weights_.insert(weights_.end(), {w, b});
+        repacked_[name] = {w, b};
         return {w, b};
     }
 
@@ -758,18 +783,29 @@ private:
         Func g{"grad_out_zero"};
         g(c, x, y) = select(inside(cr.out, x, y), read(grad_out, cr.out, c, x, y), 0.f);
         // dL/d(in)(ci, x, y) = Σ w(co, kx, ky, ci) · g(co, (x + pad − kx)/s, ...)
-        // over taps where s divides x + pad − kx: a transposed convolution.
+        // over the taps where s divides x + pad − kx: a transposed
+        // convolution. With a stride, only the taps of x's phase are visited
+        // (kx = (x + pad) mod s + s·j), not all k² with most of them masked.
         Func gin{"grad_in"};
-        RDom r(0, cout_g, 0, k, 0, k);
+        const int taps = (k + s - 1) / s;
+        RDom r(0, cout_g, 0, taps, 0, taps);
         Expr o = (c / cin_g) * cout_g + r.x;
-        Expr ux = x + pad_x - r.y, uy = y + pad_y - r.z;
+        Expr tap_x = (x + pad_x) % s + s * r.y, tap_y = (y + pad_y) % s + s * r.z;
+        auto zero_past_k = [&](Expr kx_, Expr ky_, Expr v) {
+            return select(kx_ < k && ky_ < k, v, 0.f);
+        };
+        // Dense convs read the weights as (ci, kx, ky, co), zero past k: one
+        // vector load per tap when the schedule vectorises over input
+        // channels. Grouped ones (depthwise) already have theirs that way.
+        Func wt{"w_transposed"};
+        wt(c, kx, ky, co) = zero_past_k(kx, ky, cr.w(co, min(kx, k - 1), min(ky, k - 1), c));
+        Expr weight = cr.groups == 1
+                          ? wt(c, tap_x, tap_y, o)
+                          : zero_past_k(tap_x, tap_y,
+                                        cr.w(o, min(tap_x, k - 1), min(tap_y, k - 1), c % cin_g));
         gin(c, x, y) = 0.f;
-        if (s == 1) {
-            gin(c, x, y) += cr.w(o, r.y, r.z, c % cin_g) * g(o, ux, uy);
-        } else {
-            Expr hit = (ux % s == 0) && (uy % s == 0);
-            gin(c, x, y) += select(hit, cr.w(o, r.y, r.z, c % cin_g) * g(o, ux / s, uy / s), 0.f);
-        }
+        gin(c, x, y) += weight * g(o, (x + pad_x - tap_x) / s, (y + pad_y - tap_y) / s);
+        conv_grads_.push_back({index, g, wt, gin, Func()});
         grad_maps_.push_back({gin, cin, cr.in.width, cr.in.height});
         if (want_params_ && cr.w_offset >= 0) {
             // dL/dw(co, kx, ky, ci) = Σ_{x,y} g(co, x, y) · in(ci', x·s + kx − pad, ...)
@@ -779,6 +815,7 @@ private:
             gw(co, kx, ky, ci) = 0.f;
             gw(co, kx, ky, ci) += g(co, p.x, p.y) * cr.padded(src_c, p.x * s + kx - pad_x, p.y * s + ky - pad_y);
             weight_grads_.push_back({gw});
+            conv_grads_.back().grad_w = gw;
             Var j{"j"};
             Func flat_w{"grad_w_flat"};  // [co][ci][ky][kx]
             flat_w(j) = gw(j / (cin_g * k * k), j % k, (j / k) % k, (j / (k * k)) % cin_g);
@@ -793,6 +830,108 @@ private:
             }
         }
         return gin;
+    }
+
+    static constexpr int kVec = 8;  // floats in an AVX2 register
+
+    // At root, parallel over rows, vectorised over channels (or pixels, for
+    // maps narrower than a vector). With `domain`, over exactly the map's
+    // domain (every reader clamps into it): the bounds of the maps before it
+    // then stay short expressions instead of growing through the network.
+    void map_at_root(Func f, int channels, const Map *domain = nullptr) {
+        f.compute_root();
+        if (domain) bound_to(f, *domain);
+        for (int u = -1; u < f.num_update_definitions(); u++) {
+            Halide::Stage s = u < 0 ? Halide::Stage(f) : f.update(u);
+            if (channels >= kVec) s.vectorize(c, kVec, TailStrategy::GuardWithIf);
+            else s.vectorize(x, kVec, TailStrategy::GuardWithIf);
+            s.parallel(y);
+        }
+    }
+
+    // A convolution-shaped sum f(c, x, y) = init; f += Σ_r ... (a conv, or
+    // its input gradient): stored at root through a wrapper, and computed a
+    // register tile at a time, the whole reduction inside the tile, so the
+    // accumulators never leave the registers. Tiles: 16 (or 8) channels ×
+    // 4 (or 8) pixels; maps of fewer channels, all channels × up to 4
+    // vectors of pixels. Other widths keep the plain schedule.
+    void bound_to(Func f, const Map &m) {
+        f.bound(c, 0, m.channels).bound(x, 0, m.width).bound(y, 0, m.height);
+    }
+
+    void schedule_sum_tiled(Func f, const Map &m) {
+        const int channels = m.channels;
+        Var xo{"xo"}, xi{"xi"}, c_o{"c_o"}, c_i{"c_i"}, c_v{"c_v"}, x_o{"x_o"}, x_v{"x_v"};
+        std::vector<Halide::VarOrRVar> inner;
+        auto with_rvars = [&](std::vector<Halide::VarOrRVar> order) {
+            for (const Halide::RVar &r : f.rvars(0)) order.push_back(r);
+            order.push_back(y);
+            return order;
+        };
+        if (channels % kVec == 0) {
+            const int tc = channels % (2 * kVec) == 0 ? 2 * kVec : kVec, tx = tc == kVec ? 8 : 4;
+            Func out = f.in();
+            out.compute_root();
+            bound_to(out, m);
+            out.split(c, c_o, c_i, tc).split(x, xo, xi, tx, TailStrategy::GuardWithIf);
+            out.reorder(c_i, xi, xo, c_o, y).vectorize(c_i, kVec).parallel(y);
+            f.compute_at(out, xo).store_in(Halide::MemoryType::Stack);
+            f.split(c, c_o, c_v, kVec).vectorize(c_v).unroll(c_o).unroll(x);
+            f.update().split(c, c_o, c_v, kVec).reorder(with_rvars({c_v, c_o, x}));
+            f.update().vectorize(c_v).unroll(c_o).unroll(x);
+        } else if (channels < 2 * kVec) {
+            const int vectors = std::max(1, std::min(4, 12 / channels)), tx = kVec * vectors;
+            Func out = f.in();
+            out.compute_root();
+            bound_to(out, m);
+            out.split(x, xo, xi, tx, TailStrategy::GuardWithIf);
+            out.reorder(c, xi, xo, y).vectorize(xi, kVec).parallel(y);
+            f.compute_at(out, xo).store_in(Halide::MemoryType::Stack);
+            f.split(x, x_o, x_v, kVec).vectorize(x_v).unroll(x_o).unroll(c);
+            f.update().split(x, x_o, x_v, kVec).reorder(with_rvars({x_v, x_o, c}));
+            f.update().vectorize(x_v).unroll(x_o).unroll(c);
+        } else {
+            map_at_root(f, channels, &m);
+        }
+    }
+
+    // A conv's weight gradient gw(co, kx, ky, ci) += g(co, p) · in(ci, p·s + k):
+    // a tile of 16 (or 8) output channels × all kx × some input channels
+    // accumulated in registers over every output pixel.
+    void schedule_weight_grad(Func gw, const ConvRecord &cr) {
+        const int cout = cr.out.channels, cin_g = cr.in.channels / cr.groups, k = cr.k;
+        if (cout % kVec != 0) {
+            schedule_weight_grad_plain(gw);
+            return;
+        }
+        const int tc = cout % (2 * kVec) == 0 ? 2 * kVec : kVec;
+        const int room = std::max(1, 12 / ((tc / kVec) * k));
+        int tci = 1;
+        for (int d = std::min(room, cin_g); d >= 1; d--)
+            if (cin_g % d == 0) {
+                tci = d;
+                break;
+            }
+        Var co_o{"co_o"}, co_i{"co_i"}, co_v{"co_v"}, ci_o{"ci_o"}, ci_i{"ci_i"};
+        Func out = gw.in();
+        out.compute_root().bound(co, 0, cout).bound(kx, 0, k).bound(ky, 0, k).bound(ci, 0, cin_g);
+        out.split(co, co_o, co_i, tc).split(ci, ci_o, ci_i, tci);
+        out.reorder(co_i, kx, ci_i, co_o, ky, ci_o).vectorize(co_i, kVec);
+        if (cin_g / tci >= 2) out.parallel(ci_o);
+        else if (k >= 2) out.parallel(ky);
+        else out.parallel(co_o);
+        gw.compute_at(out, co_o).store_in(Halide::MemoryType::Stack);
+        gw.split(co, co_o, co_v, kVec).vectorize(co_v).unroll(co_o).unroll(kx).unroll(ci);
+        std::vector<Halide::VarOrRVar> order = {co_v, co_o, kx, ci};
+        for (const Halide::RVar &r : gw.rvars(0)) order.push_back(r);
+        order.push_back(ky);
+        gw.update().split(co, co_o, co_v, kVec).reorder(order);
+        gw.update().vectorize(co_v).unroll(co_o).unroll(kx).unroll(ci);
+    }
+
+    void schedule_weight_grad_plain(Func gw) {
+        gw.compute_root().vectorize(co, kVec, TailStrategy::GuardWithIf).parallel(ci);
+        gw.update().vectorize(co, kVec, TailStrategy::GuardWithIf).parallel(ci);
     }
 
     Func zero_outside(const Map &in) {
@@ -812,8 +951,11 @@ private:
     bool want_params_ = false;
     std::vector<ParamGrad> param_grads_;
     std::vector<WeightGrad> weight_grads_;
+    std::vector<ConvGrad> conv_grads_;
     std::vector<Map> grad_maps_;
-    std::vector<Func> backward_funcs_, reductions_;
+    std::vector<Func> backward_funcs_, reductions_, params_funcs_;
+    std::map<std::string, std::pair<Func, Func>> repacked_;  // conv name -> (w, b)
+    const NetBuilder *shared_ = nullptr;
 };
 
 }  // namespace lumos

@@ -244,6 +244,7 @@ public:
                           kind == DiscKind::Colour, &gates);
             at.finish();
         }
+        if (params) b.share_weights(at);  // one repack of the weights for both copies
         Map mean = b.global_avg_pool(discriminator(b, x0, kind == DiscKind::Colour, nullptr,
                                                    params ? &gates : nullptr));
         b.finish();
@@ -265,6 +266,7 @@ public:
         score.dim(0).set_bounds(0, 1);
         disc.dim(0).set_bounds(0, n);
         grad_in.parallel(y);
+        if (params) grad_params.vectorize(c, 8, TailStrategy::GuardWithIf);
         b.schedule_at_root();
         if (params) at.schedule_at_root();
     }

@@ -48,6 +48,7 @@ public:
         grad_in(c, x, y) = gr.of(x0).f(c, x, y);
         Var i{"i"};
         grad_weights(i) = gr.params(i);
+        grad_weights.vectorize(i, 8, TailStrategy::GuardWithIf);
 
         in.dim(0).set_bounds(0, cin);
         grad_out.dim(0).set_bounds(0, cout);
@@ -100,6 +101,7 @@ public:
         NetBuilder::Gradients gr = b.backward(out, g, true);
         Var i{"i"};
         grad_weights(i) = gr.params(i);
+        grad_weights.vectorize(i, 8, TailStrategy::GuardWithIf);
 
         const int n = (int)NetBuilder::flat_size(name);
         raw.dim(0).set_min(0);

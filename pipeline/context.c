@@ -47,6 +47,7 @@ lumos_ctx *lumos_ctx_new(void)
 void lumos_ctx_free(lumos_ctx *ctx)
 {
     if (!ctx) return;
+    lumos__pool_free(ctx->pool);
     for (int i = 0; i < ctx->scratch_count; i++) free(ctx->scratch[i]);
     pthread_mutex_destroy(&ctx->scratch_lock);
     free(ctx);

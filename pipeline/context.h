@@ -7,7 +7,7 @@
 
 #include "lumos.h"
 
-enum { LUMOS_SCRATCH_SLOTS = 64 };
+enum { LUMOS_SCRATCH_SLOTS = 256 }; /* a training pipeline holds ~100 buffers at once */
 
 struct lumos_ctx {
     int threads;          /* >= 1 */
@@ -19,6 +19,7 @@ struct lumos_ctx {
     pthread_mutex_t scratch_lock;
     int scratch_count;
     void *scratch[LUMOS_SCRATCH_SLOTS];
+    struct lumos__pool *pool; /* worker threads, started on first use */
 };
 
 #if defined(__GNUC__)
@@ -43,6 +44,15 @@ void lumos__notice(lumos_ctx *ctx, const char *fmt, ...) LUMOS_PRINTF(2, 3);
  * NULL (no reuse). */
 void *lumos__scratch_alloc(lumos_ctx *ctx, size_t size);
 void lumos__scratch_free(lumos_ctx *ctx, void *block);
+
+/* Runs task(arg, i) for every i in [0, count) on the context's threads: the
+ * caller and ctx->threads − 1 workers kept for the context's life (started
+ * on first use, pipeline/pool.c). A loop started from inside a task, or
+ * while another thread runs one on the same context, runs serially on its
+ * caller. Returns the first nonzero result of a task (the rest are then
+ * skipped). ctx may be NULL (serial). */
+int lumos__parallel_for(lumos_ctx *ctx, int count, int (*task)(void *arg, int i), void *arg);
+void lumos__pool_free(struct lumos__pool *pool);
 
 /* Number of online CPUs (>= 1). */
 int lumos__cpu_count(void);

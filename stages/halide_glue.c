@@ -2,7 +2,6 @@
 #include "stages/halide_glue.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,49 +15,24 @@ static void on_halide_error(void *user_context, const char *msg)
     lumos__fail(ctx, LUMOS_E_PIPELINE, "%.*s", (int)n, msg);
 }
 
-struct par_job {
+struct par_loop {
     halide_task_t task;
     void *user_context;
-    int min, size;
+    int min;
     uint8_t *closure;
-    atomic_int next;
-    atomic_int result;
 };
 
-static void *par_worker(void *arg)
+static int par_item(void *arg, int i)
 {
-    struct par_job *job = arg;
-    for (;;) {
-        int i = atomic_fetch_add(&job->next, 1);
-        if (i >= job->size || atomic_load(&job->result) != 0) break;
-        int rc = job->task(job->user_context, job->min + i, job->closure);
-        if (rc != 0) {
-            int zero = 0;
-            atomic_compare_exchange_strong(&job->result, &zero, rc);
-        }
-    }
-    return NULL;
+    struct par_loop *l = arg;
+    return l->task(l->user_context, l->min + i, l->closure);
 }
 
-/* Runs the loop's tasks on ctx->threads threads: the caller plus helpers
- * started for this loop. Halide's loops here are coarse (one per pipeline
- * call, tens to thousands of tiles), so thread start-up is negligible. */
+/* Halide's parallel loops on the context's threads (lumos__parallel_for). */
 static int par_for(void *user_context, halide_task_t task, int min, int size, uint8_t *closure)
 {
-    lumos_ctx *ctx = user_context;
-    int n = ctx ? ctx->threads : 1;
-    if (n > size) n = size;
-    if (n > 64) n = 64;
-    struct par_job job = {task, user_context, min, size, closure, 0, 0};
-    pthread_t helpers[64];
-    int started = 0;
-    for (int t = 1; t < n; t++) {
-        if (pthread_create(&helpers[started], NULL, par_worker, &job) != 0) break;
-        started++;
-    }
-    par_worker(&job);
-    for (int t = 0; t < started; t++) pthread_join(helpers[t], NULL);
-    return atomic_load(&job.result);
+    struct par_loop loop = {task, user_context, min, closure};
+    return lumos__parallel_for(user_context, size, par_item, &loop);
 }
 
 /* Pipeline buffers come from the context's scratch cache. */

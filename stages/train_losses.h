@@ -37,7 +37,8 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
  * with each D linearised at F (its LeakyReLU slopes taken from D(F): the
  * central differences of R1/R2 are then exact, train/adversarial.h),
  * their parameter gradients (grad_early, grad_deep: each discriminator's
- * count) and input gradients (input_early: 16 × early map, input_deep:
+ * count; both NULL: scores and input gradients only, by the cheaper
+ * pipelines) and input gradients (input_early: 16 × early map, input_deep:
  * 64 × deep map). perturb_* may be NULL when eps is 0. */
 int lumos__stage_d_texture(lumos_ctx *ctx, int width, int height, const float *image,
                            const float *features, const float *d_early, const float *d_deep,
@@ -45,7 +46,8 @@ int lumos__stage_d_texture(lumos_ctx *ctx, int width, int height, const float *i
                            float scores[2], float *grad_early, float *grad_deep,
                            float *input_early, float *input_deep);
 
-/* The colour discriminator on one image (blurred): as above, 96 × deep map. */
+/* The colour discriminator on one image (blurred): as above, 96 × deep map
+ * (grad NULL: score and input gradient only). */
 int lumos__stage_d_colour(lumos_ctx *ctx, int width, int height, const float *image,
                           const float *features, const float *d_colour, const float *perturb,
                           float eps, float *score, float *grad, float *input_grad);

@@ -13,6 +13,7 @@
 #include "train/unprocess.h"
 
 enum { D_EARLY, D_DEEP, D_COLOUR, N_DISC };
+enum { MAX_SIDE_BY_SIDE = 8 }; /* discriminator pairs run at once (terms_d_step) */
 enum { TERM_CONTENT, TERM_TEXTURE, TERM_COLOUR, TERM_PERCEPTUAL, N_TERMS };
 
 static const int disc_net[N_DISC] = {LUMOS__NET_DISC_TEXTURE_EARLY, LUMOS__NET_DISC_TEXTURE_DEEP,
@@ -28,6 +29,7 @@ typedef struct shared {
     size_t n[N_DISC];
     lumos__train_params groups[N_DISC];
     float gamma, h;
+    lumos_ctx *side_ctx[MAX_SIDE_BY_SIDE]; /* the D steps' contexts (made on first use) */
 } shared;
 
 typedef struct term_state {
@@ -49,6 +51,7 @@ static void shared_free(shared *sh)
 {
     if (!sh || --sh->refs > 0) return;
     free(sh->features);
+    for (int i = 0; i < MAX_SIDE_BY_SIDE; i++) lumos_ctx_free(sh->side_ctx[i]);
     for (int k = 0; k < N_DISC; k++) {
         free(sh->d[k]);
         free(sh->grad[k]);
@@ -98,7 +101,7 @@ int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_t
     int rc = LUMOS_OK;
     if (o->features)
         rc = lumos__flat_from_safetensors(ctx, (lumos_isp_kind)LUMOS__NET_MOBILENET, o->features, 0,
-                                          sh->features);
+                                          sh->features, NULL);
     else random_features(sh->features, &rng);
     for (int k = 0; rc == LUMOS_OK && k < N_DISC; k++) {
         sh->n[k] = count_of(disc_net[k]);
@@ -191,16 +194,18 @@ static void d_call_free(d_call *c)
     }
 }
 
-/* One call of the term's discriminator(s) on image + eps·perturb. */
+/* One call of the term's discriminator(s) on image + eps·perturb; without
+ * params, only scores and input gradients (the cheaper pipeline). */
 static int d_run(lumos_ctx *ctx, const shared *sh, int which, int w, int h, const float *image,
-                 float *const perturb[2], float eps, d_call *c)
+                 float *const perturb[2], float eps, int params, d_call *c)
 {
+    float *grad[2] = {params ? c->grad[0] : NULL, params ? c->grad[1] : NULL};
     if (which == TERM_TEXTURE)
         return lumos__stage_d_texture(ctx, w, h, image, sh->features, sh->d[D_EARLY], sh->d[D_DEEP],
                                       perturb ? perturb[0] : NULL, perturb ? perturb[1] : NULL, eps,
-                                      c->score, c->grad[0], c->grad[1], c->input[0], c->input[1]);
+                                      c->score, grad[0], grad[1], c->input[0], c->input[1]);
     return lumos__stage_d_colour(ctx, w, h, image, sh->features, sh->d[D_COLOUR],
-                                 perturb ? perturb[0] : NULL, eps, c->score, c->grad[0], c->input[0]);
+                                 perturb ? perturb[0] : NULL, eps, c->score, grad[0], c->input[0]);
 }
 
 static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s, const float *out,
@@ -214,7 +219,8 @@ static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s,
         /* D(real) of this sample's target, for the relativistic pair */
         d_call c;
         rc = d_call_alloc(ctx, sh, ts->which, s->width, s->height, &c);
-        if (rc == LUMOS_OK) rc = d_run(ctx, sh, ts->which, s->width, s->height, s->target, NULL, 0, &c);
+        if (rc == LUMOS_OK)
+            rc = d_run(ctx, sh, ts->which, s->width, s->height, s->target, NULL, 0, 0, &c);
         if (ts->which == TERM_TEXTURE) {
             d_real[0] = c.score[0];
             d_real[1] = c.score[1];
@@ -248,10 +254,11 @@ static double norm2(const float *v, size_t n)
 static float softplus(float z) { return fmaxf(z, 0.f) + log1pf(expf(-fabsf(z))); }
 static float sigmoid(float z) { return 1.f / (1.f + expf(-z)); }
 
-/* Adds one pair's D-loss gradient into the term's groups (scaled by 1/count
- * by the caller) and its loss per discriminator into d_loss[k]. */
+/* Adds one pair's D-loss gradient, times scale, into grad_out[k] (each
+ * discriminator of the term: texture early and deep, or colour) and its loss
+ * per discriminator into d_loss[k]. */
 static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const float *real,
-                  int w, int h, float scale, float *d_loss)
+                  int w, int h, float scale, float *const grad_out[2], float *d_loss)
 {
     const shared *sh = ts->sh;
     const int parts = ts->which == TERM_TEXTURE ? 2 : 1;
@@ -260,10 +267,10 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
     if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &f);
     if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &plus);
     if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &minus);
-    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, real, NULL, 0, &r);
-    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, fake, NULL, 0, &f);
+    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, real, NULL, 0, 1, &r);
+    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, fake, NULL, 0, 1, &f);
     for (int k = 0; !rc && k < parts; k++) {
-        float *grad = ts->sh->grad[ts->which == TERM_TEXTURE ? k : D_COLOUR];
+        float *grad = grad_out[k];
         size_t n = sh->n[ts->which == TERM_TEXTURE ? k : D_COLOUR];
         /* softplus(−(D(r) − D(f))): dL/dD(r) = −σ(D(f) − D(r)), dL/dD(f) = +σ(...) */
         float a = sigmoid(f.score[k] - r.score[k]);
@@ -284,10 +291,10 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
                 dir[k][i] = len[k] > 0 ? (float)(at[side]->input[k][i] / len[k]) : 0.f;
             d_loss[k] += scale * 0.5f * sh->gamma * (float)(len[k] * len[k]);
         }
-        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, sh->h, &plus);
-        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, -sh->h, &minus);
+        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, sh->h, 1, &plus);
+        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, -sh->h, 1, &minus);
         for (int k = 0; !rc && k < parts; k++) {
-            float *grad = ts->sh->grad[ts->which == TERM_TEXTURE ? k : D_COLOUR];
+            float *grad = grad_out[k];
             size_t n = sh->n[ts->which == TERM_TEXTURE ? k : D_COLOUR];
             /* γ/2 · ∂‖v‖²/∂θ = γ/2 · (‖v‖/h) · (∇θD(x + h v̂) − ∇θD(x − h v̂)) */
             double c = scale * 0.5 * sh->gamma * len[k] / sh->h;
@@ -303,26 +310,95 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
     return rc;
 }
 
-int lumos__gan_d_pair(lumos_ctx *ctx, void *term_state, const float *fake, const float *real,
+/* The discriminators of a term: their indices (texture: early, deep). */
+static int term_discs(const term_state *ts, int disc[2])
+{
+    if (ts->which == TERM_TEXTURE) {
+        disc[0] = D_EARLY;
+        disc[1] = D_DEEP;
+        return 2;
+    }
+    disc[0] = D_COLOUR;
+    return 1;
+}
+
+int lumos__gan_d_pair(lumos_ctx *ctx, void *state, const float *fake, const float *real,
                       int width, int height, float *d_loss)
 {
-    return d_pair(ctx, term_state, fake, real, width, height, 1.f, d_loss);
+    const term_state *ts = state;
+    int disc[2];
+    int parts = term_discs(ts, disc);
+    float *grad[2] = {ts->sh->grad[disc[0]], parts > 1 ? ts->sh->grad[disc[1]] : NULL};
+    return d_pair(ctx, ts, fake, real, width, height, 1.f, grad, d_loss);
+}
+
+/* Pairs run side by side, one per thread, each on its own context (its
+ * pipelines then run serially: the crops are too small to split well) and
+ * into its own gradient buffers, added up after each round. */
+
+typedef struct pair_round {
+    const term_state *ts;
+    const float *const *fake, *const *real;
+    int first, width, height;
+    float scale;
+    lumos_ctx *ctx[MAX_SIDE_BY_SIDE];
+    float *grad[MAX_SIDE_BY_SIDE][2];
+    float loss[MAX_SIDE_BY_SIDE][2];
+} pair_round;
+
+static int pair_task(void *arg, int i)
+{
+    pair_round *r = arg;
+    int disc[2], parts = term_discs(r->ts, disc);
+    for (int k = 0; k < parts; k++) memset(r->grad[i][k], 0, r->ts->sh->n[disc[k]] * sizeof(float));
+    r->loss[i][0] = r->loss[i][1] = 0;
+    return d_pair(r->ctx[i], r->ts, r->fake[r->first + i], r->real[r->first + i], r->width,
+                  r->height, r->scale, r->grad[i], r->loss[i]);
 }
 
 static int terms_d_step(void *state, lumos_ctx *ctx, const float *const *fake,
                         const float *const *real, int count, int width, int height, float *d_loss)
 {
     const term_state *ts = state;
-    const int parts = ts->which == TERM_TEXTURE ? 2 : 1;
-    for (int k = 0; k < parts; k++) {
-        int disc = ts->which == TERM_TEXTURE ? k : D_COLOUR;
-        memset(ts->sh->grad[disc], 0, ts->sh->n[disc] * sizeof(float));
+    shared *sh = ts->sh;
+    int disc[2], parts = term_discs(ts, disc);
+    for (int k = 0; k < parts; k++) memset(sh->grad[disc[k]], 0, sh->n[disc[k]] * sizeof(float));
+    int side = lumos_ctx_threads(ctx);
+    if (side > count) side = count;
+    if (side > MAX_SIDE_BY_SIDE) side = MAX_SIDE_BY_SIDE;
+    if (side < 1) side = 1;
+    pair_round r = {ts, fake, real, 0, width, height, 1.f / (float)count, {0}, {{0}}, {{0}}};
+    int rc = LUMOS_OK;
+    for (int i = 0; i < side && rc == LUMOS_OK; i++) {
+        if (!sh->side_ctx[i] && (sh->side_ctx[i] = lumos_ctx_new()))
+            lumos_ctx_set_threads(sh->side_ctx[i], 1);
+        r.ctx[i] = sh->side_ctx[i];
+        for (int k = 0; k < parts && r.ctx[i]; k++)
+            if (!(r.grad[i][k] = malloc(sh->n[disc[k]] * sizeof(float)))) rc = LUMOS_E_NOMEM;
+        if (!r.ctx[i]) rc = LUMOS_E_NOMEM;
     }
+    if (rc) rc = lumos__fail(ctx, rc, "discriminator step: out of memory");
     float loss[2] = {0, 0};
-    for (int i = 0; i < count; i++) {
-        int rc = d_pair(ctx, ts, fake[i], real[i], width, height, 1.f / (float)count, loss);
-        if (rc) return rc;
+    for (r.first = 0; rc == LUMOS_OK && r.first < count; r.first += side) {
+        int n = count - r.first < side ? count - r.first : side;
+        rc = lumos__parallel_for(ctx, n, pair_task, &r);
+        for (int i = 0; rc != LUMOS_OK && i < n; i++)
+            if (lumos_last_error(r.ctx[i])[0]) {
+                rc = lumos__fail(ctx, rc, "%s", lumos_last_error(r.ctx[i]));
+                break;
+            }
+        for (int i = 0; rc == LUMOS_OK && i < n; i++)
+            for (int k = 0; k < parts; k++) {
+                float *dst = sh->grad[disc[k]];
+                const float *src = r.grad[i][k];
+                for (size_t q = 0; q < sh->n[disc[k]]; q++) dst[q] += src[q];
+                loss[k] += r.loss[i][k];
+            }
+    }
+    for (int i = 0; i < side; i++) {
+        free(r.grad[i][0]);
+        free(r.grad[i][1]);
     }
     *d_loss = loss[0] + loss[1];
-    return LUMOS_OK;
+    return rc;
 }
