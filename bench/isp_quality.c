@@ -85,7 +85,6 @@ typedef struct method {
     lumos_isp_kind kind;   /* CLASSIC or a network */
     const char *weights;
     lumos_net *net;
-    const float *flat;
     double psnr, ssim, de; /* sums over the photos */
     int n;
     double seconds;        /* rendering time */
@@ -143,13 +142,17 @@ static int render(lumos_ctx *ctx, const method *m, const lumos__train_heldout *h
         memcpy(out, h->classic, (size_t)s * s * 3 * sizeof *out);
         return LUMOS_OK;
     }
-    void *data = NULL;
+    /* through the library's own path, which prepares a camera-agnostic
+     * network's input (pipeline/agnostic.h) */
+    lumos_raw *raw = NULL;
+    float *data = NULL;
     size_t row = 0;
-    int rc = lumos__stage_learned(ctx, m->kind, m->flat, h->mosaic, s, s, (size_t)s * 2, h->cfa_x,
-                                  h->cfa_y, h->black, h->scale, 32, &data, &row);
+    int rc = lumos_raw_from_mosaic(ctx, h->mosaic, s, s, (size_t)s * 2, &h->info, &raw);
+    if (rc == LUMOS_OK) rc = lumos__isp_learned_f32(ctx, m->net, raw, &data, &row);
+    lumos_raw_free(raw);
     if (rc) return rc;
     for (int y = 0; y < s; y++) {
-        const float *src = (const float *)(const void *)((const uint8_t *)data + (size_t)y * row);
+        const float *src = data + (size_t)y * row;
         float *o = out + (size_t)y * s * 3;
         for (int i = 0; i < 3 * s; i++) o[i] = fminf(fmaxf(src[i], 0.f), 1.f); /* NaN -> 0 */
     }
@@ -265,9 +268,6 @@ int main(int argc, char **argv)
             const char *why = lumos_last_error(ctx);
             status = strstr(why, m->weights) ? fail("%s: %s", m->name, why)
                                              : fail("%s: %s: %s", m->name, m->weights, why);
-        } else {
-            size_t count;
-            m->flat = lumos__net_flat(m->net, &count);
         }
     }
 

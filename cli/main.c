@@ -101,6 +101,11 @@ static const char usage_train[] =
     "  --out FILE             the trained weights (.safetensors), written at the end\n"
     "  --init FILE            start from these weights (default: PyTorch's Conv2d\n"
     "                         init from --seed)\n"
+    "  --input sensor|agnostic what the network sees: sensor (default), the\n"
+    "                         mosaic as is (weights for the unprocessing's sensor,\n"
+    "                         the Canon EOS 30D); agnostic, the mosaic white-\n"
+    "                         balanced and mapped by the camera matrix first (any\n"
+    "                         camera). Saved in the weights; convert follows it\n"
     "  --mode unpaired|paired unpaired (default): the targets are other photos;\n"
     "                         paired: the photo each mosaic was made from (RAW\n"
     "                         files have none and are left out)\n"
@@ -135,8 +140,8 @@ static const char usage_train[] =
     "  --checkpoint FILE      the resumable state, written atomically\n"
     "  --checkpoint-every N   steps between checkpoints (default 500; also at the end)\n"
     "  --resume               continue from --checkpoint (which must exist and match\n"
-    "                         --net, --mode, --crop, --batch and --seed) exactly as\n"
-    "                         the run would have gone on\n"
+    "                         --net, --input, --mode, --crop, --batch and --seed)\n"
+    "                         exactly as the run would have gone on\n"
     "  --quiet                no progress lines or summary\n"
     "\n"
     "Ctrl-C (SIGINT or SIGTERM) ends the run after the current step and writes the\n"
@@ -794,6 +799,10 @@ static int cmd_train(int argc, char **argv)
             o.out = v;
         } else if (is_option(argc, argv, &i, "--init", NULL, &v)) {
             o.init = v;
+        } else if (is_option(argc, argv, &i, "--input", NULL, &v)) {
+            if (!strcmp(v, "sensor")) o.input = LUMOS_INPUT_SENSOR;
+            else if (!strcmp(v, "agnostic")) o.input = LUMOS_INPUT_AGNOSTIC;
+            else die_usage("--input: sensor or agnostic");
         } else if (is_option(argc, argv, &i, "--mode", NULL, &v)) {
             if (!strcmp(v, "unpaired")) o.mode = LUMOS__TRAIN_UNPAIRED;
             else if (!strcmp(v, "paired")) o.mode = LUMOS__TRAIN_PAIRED;

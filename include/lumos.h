@@ -209,6 +209,16 @@ LUMOS_API lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind,
                                       const char *weights_path, lumos_net **out);
 LUMOS_API void lumos_net_free(lumos_net *net);
 
+/* What a network was trained to see (its weights' "lumos_input" metadata):
+ * the sensor's mosaic as is (weights for one sensor: its colour response is
+ * learned), or the camera-agnostic mosaic (levelled, white-balanced as shot
+ * and mapped by the camera's matrix to linear sRGB first: any Bayer camera).
+ * lumos_isp_learned prepares the input accordingly. */
+typedef enum lumos_net_input { LUMOS_INPUT_SENSOR = 0, LUMOS_INPUT_AGNOSTIC } lumos_net_input;
+LUMOS_API lumos_net_input lumos_net_get_input(const lumos_net *net);
+/* "sensor", "agnostic". */
+LUMOS_API const char *lumos_net_input_name(lumos_net_input input);
+
 /* Runs a learned ISP on a Bayer mosaic (a RAW file's or a caller's, see
  * lumos_raw_from_mosaic), normalised with its black and white levels, any
  * CFA pattern. *out: sRGB at `bits` (8 or 16), the mosaic's size, sensor

@@ -110,6 +110,7 @@ struct lumos__weights {
     size_t n;
     tensor *t;   /* sorted by name (strcmp) */
     float *pool;
+    json_t *meta; /* the __metadata__ object of strings, or NULL */
 };
 
 /* One header entry while the header is checked. */
@@ -341,7 +342,13 @@ void lumos__weights_free(lumos__weights *w)
     free(w->t);
     free(w->pool);
     free(w->file);
+    json_decref(w->meta);
     free(w);
+}
+
+const char *lumos__weights_metadata(const lumos__weights *w, const char *key)
+{
+    return w && w->meta ? json_string_value(json_object_get(w->meta, key)) : NULL;
 }
 
 /* Copies or converts the checked entries into a new lumos__weights. */
@@ -450,10 +457,12 @@ static int parse(lumos_ctx *ctx, const char *file, const uint8_t *buf, size_t si
     const entry *unsupported = NULL; /* reported once the layout is known to be sound */
     const char *key;
     json_t *value;
+    json_t *meta = NULL;
     json_object_foreach(root, key, value) {
         if (rc != LUMOS_OK) break;
         if (strcmp(key, "__metadata__") == 0) {
             rc = check_metadata(ctx, file, value);
+            if (json_is_object(value)) meta = value;
             continue;
         }
         rc = check_entry(ctx, file, key, value, data_size, &e[n]);
@@ -472,6 +481,7 @@ static int parse(lumos_ctx *ctx, const char *file, const uint8_t *buf, size_t si
                              file, unsupported->name, unsupported->dtype->name);
     }
     if (rc == LUMOS_OK) rc = build(ctx, file, e, n, data, out);
+    if (rc == LUMOS_OK && meta) (*out)->meta = json_incref(meta);
     for (size_t i = 0; i < n; i++) free(e[i].shape);
     free(e);
     json_decref(root);

@@ -46,6 +46,10 @@ int lumos__weights_get(lumos_ctx *ctx, const lumos__weights *w, const char *name
 size_t lumos__weights_count(const lumos__weights *w);
 const char *lumos__weights_name(const lumos__weights *w, size_t i);
 
+/* The "__metadata__" string of `key`, or NULL (none, or no metadata);
+ * valid until lumos__weights_free. */
+const char *lumos__weights_metadata(const lumos__weights *w, const char *key);
+
 /* One float32 tensor to write: shape of ndim dims (0..4), row-major data. */
 typedef struct lumos__weights_entry {
     const char *name;

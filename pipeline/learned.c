@@ -7,11 +7,13 @@
 
 #include "io/raw_internal.h"
 #include "io/weights.h"
+#include "pipeline/agnostic.h"
 #include "pipeline/context.h"
 #include "stages/learned_isp.h"
 
 struct lumos_net {
     lumos_isp_kind kind;
+    lumos_net_input input;
     float *flat;  /* isp_nets.def order */
     size_t count;
 };
@@ -78,18 +80,40 @@ lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind, const char *wei
     size_t count = lumos__learned_weight_count(kind);
     float *flat = malloc(count * sizeof *flat);
     if (!flat) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", weights_path);
-    int rc = lumos__flat_from_safetensors(ctx, kind, weights_path, 1, flat);
+    lumos_net_input input = LUMOS_INPUT_SENSOR;
+    int rc = lumos__flat_from_safetensors(ctx, kind, weights_path, 1, flat, &input);
     if (rc == LUMOS_OK) rc = lumos__net_from_flat(ctx, kind, flat, count, out);
+    if (rc == LUMOS_OK) (*out)->input = input;
     free(flat);
     return rc;
 }
 
+const char *lumos_net_input_name(lumos_net_input input)
+{
+    return input == LUMOS_INPUT_AGNOSTIC ? "agnostic" : "sensor";
+}
+
+lumos_net_input lumos_net_get_input(const lumos_net *net)
+{
+    return net ? net->input : LUMOS_INPUT_SENSOR;
+}
+
+void lumos__net_set_input(lumos_net *net, lumos_net_input input) { net->input = input; }
+
 int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
-                                 float *flat)
+                                 float *flat, lumos_net_input *input)
 {
     lumos__weights *w = NULL;
     int rc = lumos__weights_open(ctx, path, &w);
     if (rc) return rc;
+    if (input) {
+        /* weights written before the mode existed are the sensor's */
+        const char *mode = lumos__weights_metadata(w, "lumos_input");
+        if (!mode || !strcmp(mode, "sensor")) *input = LUMOS_INPUT_SENSOR;
+        else if (!strcmp(mode, "agnostic")) *input = LUMOS_INPUT_AGNOSTIC;
+        else rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: unknown lumos_input '%s' (sensor or agnostic)",
+                              path, mode);
+    }
     const lumos__tensor_spec *t;
     size_t at = 0;
     for (size_t i = 0; rc == LUMOS_OK && (t = lumos__learned_tensor(kind, i)); i++) {
@@ -147,12 +171,31 @@ static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int b
         return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
                            "the %s ISP needs a 2x2 Bayer mosaic; this sensor has none",
                            lumos_isp_name(net->kind));
+    const uint16_t *mosaic = raw->mosaic;
+    size_t stride = raw->stride;
+    uint16_t *canonical = NULL;
+    lumos_raw_info canonical_info;
+    if (net->input == LUMOS_INPUT_AGNOSTIC) {
+        canonical = malloc((size_t)in->width * in->height * sizeof *canonical);
+        if (!canonical) return lumos__fail(ctx, LUMOS_E_NOMEM, "out of memory");
+        int rc = lumos__agnostic_mosaic(ctx, mosaic, in->width, in->height, stride, in, canonical,
+                                        &canonical_info);
+        if (rc) {
+            free(canonical);
+            return rc;
+        }
+        in = &canonical_info;
+        mosaic = canonical;
+        stride = (size_t)in->width * sizeof *canonical;
+    }
     float black[4], scale[4];
     int cfa_x, cfa_y;
     int rc = lumos__mosaic_levels(ctx, in, black, scale, &cfa_x, &cfa_y);
-    if (rc) return rc;
-    return lumos__stage_learned(ctx, net->kind, net->flat, raw->mosaic, in->width, in->height,
-                                raw->stride, cfa_x, cfa_y, black, scale, bits, data, row);
+    if (rc == LUMOS_OK)
+        rc = lumos__stage_learned(ctx, net->kind, net->flat, mosaic, in->width, in->height, stride,
+                                  cfa_x, cfa_y, black, scale, bits, data, row);
+    free(canonical);
+    return rc;
 }
 
 lumos_status lumos_isp_learned(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int bits,

@@ -14,3 +14,6 @@ add_halide_library(lumos_layer_zoo_f32 FROM learned_isp.generator GENERATOR lear
                    USE_RUNTIME lumos_isp_full_u8.runtime)
 lumos_test(test_layers SOURCES test_layers.c ref/isp_nets_ref.c LABEL stage)
 target_link_libraries(test_layers PRIVATE lumos_layer_zoo_f32)
+
+# The camera-agnostic input: the canonical mosaic, and the weights' mode.
+lumos_test(test_agnostic SOURCES test_agnostic.c LABEL unit)

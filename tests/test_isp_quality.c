@@ -235,7 +235,7 @@ static void test_program(lumos_ctx *ctx, const char *dir)
     float *w = malloc(n * sizeof *w);
     uint64_t rng = 11;
     CHECK(lumos__train_init_weights(ctx, LUMOS_ISP_EFFICIENT, &rng, w) == 0 &&
-              lumos__train_write_weights(ctx, LUMOS_ISP_EFFICIENT, w, 0, tmp_path("rand.st")) == 0,
+              lumos__train_write_weights(ctx, LUMOS_ISP_EFFICIENT, LUMOS_INPUT_SENSOR, w, 0, tmp_path("rand.st")) == 0,
           "weights: %s", lumos_last_error(ctx));
     free(w);
 

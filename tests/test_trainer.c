@@ -105,7 +105,7 @@ static void test_weights_file(lumos_ctx *ctx)
     uint64_t rng = 9;
     lumos__train_init_weights(ctx, kind, &rng, w);
     const char *path = tmp_path("w.safetensors");
-    int rc = lumos__train_write_weights(ctx, kind, w, 1234, path);
+    int rc = lumos__train_write_weights(ctx, kind, LUMOS_INPUT_SENSOR, w, 1234, path);
     CHECK(rc == LUMOS_OK, "write: %s", lumos_last_error(ctx));
 
     /* By hand. */

@@ -32,6 +32,7 @@
 #include "train/data.h"
 #include "train/losses.h"
 #include "train/unprocess.h"
+#include "pipeline/agnostic.h"
 
 enum {
     MAX_TERMS = 16,
@@ -263,8 +264,8 @@ int lumos__train_init_weights(lumos_ctx *ctx, lumos_isp_kind kind, uint64_t *rng
     return at ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_ARG, "not a learned ISP: %d", (int)kind);
 }
 
-int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
-                               uint64_t step, const char *path)
+int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, lumos_net_input input,
+                               const float *flat, uint64_t step, const char *path)
 {
     lumos__weights_entry e[64];
     const lumos__tensor_spec *t;
@@ -277,8 +278,8 @@ int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, const float 
         return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: too many tensors", lumos_isp_name(kind));
     char steps[24];
     snprintf(steps, sizeof steps, "%" PRIu64, step);
-    const char *meta[] = {"format", "pt", "lumos_net", lumos_isp_name(kind), "lumos_step", steps,
-                          NULL};
+    const char *meta[] = {"format", "pt", "lumos_net", lumos_isp_name(kind),
+                          "lumos_input", lumos_net_input_name(input), "lumos_step", steps, NULL};
     return lumos__weights_write(ctx, path, e, n, meta);
 }
 
@@ -470,7 +471,7 @@ static int classic_render(lumos_ctx *ctx, const uint16_t *mosaic, const lumos_ra
  * and levels, its classical render, and for a photo the aligned target
  * (the crop itself) when want_aligned. */
 static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c, uint64_t *rng,
-                     int want_aligned, slot *sl)
+                     int want_aligned, lumos_net_input input, slot *sl)
 {
     lumos_raw_info info;
     float exposure_ev = 0;
@@ -490,6 +491,21 @@ static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c
         size_t stride;
         const uint16_t *m = lumos_raw_mosaic(it->raw, &stride);
         rc = lumos__crop_mosaic(ctx, m, stride, lumos_raw_get_info(it->raw), c, sl->mosaic, &info);
+    }
+    if (rc == LUMOS_OK && input == LUMOS_INPUT_AGNOSTIC) {
+        /* what the network will see at inference (pipeline/agnostic.h) */
+        const size_t n = (size_t)c->width * c->height;
+        uint16_t *canonical = malloc(n * sizeof *canonical);
+        lumos_raw_info canonical_info;
+        rc = canonical ? lumos__agnostic_mosaic(ctx, sl->mosaic, c->width, c->height,
+                                                (size_t)c->width * 2, &info, canonical,
+                                                &canonical_info)
+                       : lumos__fail(ctx, LUMOS_E_NOMEM, "train: out of memory");
+        if (rc == LUMOS_OK) {
+            memcpy(sl->mosaic, canonical, n * sizeof *canonical);
+            info = canonical_info;
+        }
+        free(canonical);
     }
     if (rc == LUMOS_OK)
         rc = lumos__mosaic_levels(ctx, &info, sl->black, sl->scale, &sl->cfa_x, &sl->cfa_y);
@@ -549,7 +565,7 @@ static int draw_sample(trainer *t, slot *sl)
     if (rc) return rc;
     item_size(&it, &w, &h);
     rc = lumos__random_crop(t->ctx, &t->rng[RNG_DATA], w, h, crop, crop, &c);
-    if (rc == LUMOS_OK) rc = make_side(t->ctx, &it, &c, &t->rng[RNG_DATA], paired, sl);
+    if (rc == LUMOS_OK) rc = make_side(t->ctx, &it, &c, &t->rng[RNG_DATA], paired, t->o->input, sl);
     lumos__item_free(&it);
     if (rc || paired) return rc;
 
@@ -766,10 +782,10 @@ static void meta_text(const trainer *t, double elapsed, char *buf, size_t n)
     char terms[1024];
     terms_text(t, terms, sizeof terms, 1);
     snprintf(buf, n,
-             "lumos train 1\nnet=%s\nmode=%s\ncrop=%d\nbatch=%d\nseed=%" PRIu64 "\nterms=%s\n"
-             "data=%zu:%016" PRIx64 "\nelapsed=%.3f\n",
-             lumos_isp_name(t->o->net), mode_name(t->o->mode), t->o->crop, t->o->batch, t->o->seed,
-             terms, t->n_train, t->data_hash, elapsed);
+             "lumos train 1\nnet=%s\nmode=%s\ninput=%s\ncrop=%d\nbatch=%d\nseed=%" PRIu64
+             "\nterms=%s\ndata=%zu:%016" PRIx64 "\nelapsed=%.3f\n",
+             lumos_isp_name(t->o->net), mode_name(t->o->mode), lumos_net_input_name(t->o->input),
+             t->o->crop, t->o->batch, t->o->seed, terms, t->n_train, t->data_hash, elapsed);
 }
 
 /* The value of "key=" in meta into buf ("" if absent). */
@@ -843,10 +859,12 @@ static int resume(trainer *t)
     meta_text(t, 0, now, sizeof now);
     /* The options that shape the state (and the data order) must agree. */
     static const char *const keys[][2] = {
-        {"net", "--net"}, {"mode", "--mode"}, {"crop", "--crop"}, {"batch", "--batch"},
-        {"seed", "--seed"}};
+        {"net", "--net"},     {"mode", "--mode"}, {"input", "--input"},
+        {"crop", "--crop"},   {"batch", "--batch"}, {"seed", "--seed"}};
     for (size_t k = 0; rc == LUMOS_OK && k < sizeof keys / sizeof *keys; k++) {
         meta_value(ck.meta, keys[k][0], was, sizeof was);
+        if (!was[0] && !strcmp(keys[k][0], "input")) /* from before the mode existed */
+            snprintf(was, sizeof was, "%s", lumos_net_input_name(LUMOS_INPUT_SENSOR));
         meta_value(now, keys[k][0], is, sizeof is);
         if (strcmp(was, is))
             rc = lumos__fail(t->ctx, LUMOS_E_ARG,
@@ -967,7 +985,7 @@ static int prepare_previews(trainer *t)
                 lumos__crop c = {(w - crop) / 2 & ~1, (h - crop) / 2 & ~1, crop, crop, 0, 0};
                 uint64_t rng = t->o->seed ^ lumos__fnv1a64(it.path);
                 rc = slot_alloc(t, sl, 0);
-                if (rc == LUMOS_OK) rc = make_side(t->ctx, &it, &c, &rng, 1, sl);
+                if (rc == LUMOS_OK) rc = make_side(t->ctx, &it, &c, &rng, 1, t->o->input, sl);
                 if (rc == LUMOS_OK) t->n_previews++;
                 else slot_free(sl);
             }
@@ -1089,6 +1107,13 @@ static int setup_weights(trainer *t)
     lumos_net *net = NULL;
     int rc = lumos_net_load(t->ctx, o->net, o->init, &net);
     if (rc) return rc;
+    if (lumos_net_get_input(net) != o->input) {
+        rc = lumos__fail(t->ctx, LUMOS_E_ARG, "%s: weights for the %s input, this run has --input %s",
+                         o->init, lumos_net_input_name(lumos_net_get_input(net)),
+                         lumos_net_input_name(o->input));
+        lumos_net_free(net);
+        return rc;
+    }
     size_t count;
     memcpy(t->weights, lumos__net_flat(net, &count), t->n_params * sizeof *t->weights);
     lumos_net_free(net);
@@ -1246,7 +1271,7 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
     if (rc == LUMOS_OK && o->preview && previewed_at != t.step) rc = write_preview(&t);
     if (rc == LUMOS_OK && o->checkpoint && saved_at != t.step) rc = save_checkpoint(&t, elapsed);
     if (rc == LUMOS_OK && o->out)
-        rc = lumos__train_write_weights(ctx, o->net, t.weights, t.step, o->out);
+        rc = lumos__train_write_weights(ctx, o->net, o->input, t.weights, t.step, o->out);
     res->step = t.step;
     res->skipped_files = t.skipped;
     res->seconds = now_s() - start;
@@ -1292,7 +1317,7 @@ int lumos__train_heldout_make(lumos_ctx *ctx, const lumos__item *it, int size, u
     lumos__unprocess_params p;
     lumos__unprocess_params_init(&p);
     lumos__unprocess_sample(&peek, &p);
-    if (rc == LUMOS_OK) rc = make_side(ctx, it, &c, &rng, 1, &sl);
+    if (rc == LUMOS_OK) rc = make_side(ctx, it, &c, &rng, 1, LUMOS_INPUT_SENSOR, &sl);
     if (rc) {
         free(sl.mosaic);
         free(sl.classic);

@@ -109,6 +109,8 @@ typedef struct lumos__train_report {
 typedef struct lumos__train_options {
     lumos_isp_kind net;            /* EFFICIENT, ROBUST or RMFA_TINY */
     lumos__train_mode mode;
+    lumos_net_input input;         /* SENSOR (default): the mosaic as is; AGNOSTIC: the
+                                      canonical mosaic of pipeline/agnostic.h */
     const char *const *sources;    /* lumos__dataset_open's sources */
     int n_sources;
     const char *out;               /* final weights (safetensors), NULL: none */
@@ -176,9 +178,10 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
  * (lumos__learned_weight_count floats), from *rng (which advances). */
 int lumos__train_init_weights(lumos_ctx *ctx, lumos_isp_kind kind, uint64_t *rng, float *flat);
 
-/* The network's weights as safetensors, state_dict names (atomic write). */
-int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
-                               uint64_t step, const char *path);
+/* The network's weights as safetensors, state_dict names (atomic write);
+ * the metadata say what the network sees (lumos_input) and the step. */
+int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, lumos_net_input input,
+                               const float *flat, uint64_t step, const char *path);
 
 /* ---- held-out samples (bench/isp_quality): the test split as the
  * training sees a photo, for scoring the networks against ground truth */
