@@ -111,14 +111,19 @@ static const char usage_train[] =
     "                         files have none and are left out)\n"
     "  --terms NAME[:W],...   loss terms and their weights, each normalised by its\n"
     "                         own gradient norm: content (MobileNetV2 features of\n"
-    "                         the lightness, against the classical render), texture\n"
-    "                         and colour (relativistic GANs with R1 + R2), tv (total\n"
+    "                         the lightness, or VGG-19's with --content-features,\n"
+    "                         against the classical render), texture and colour\n"
+    "                         (relativistic GANs with R1 + R2), tv (total\n"
     "                         variation), l1 and perceptual (paired only: against\n"
     "                         the aligned photo), mse-classic. Default: unpaired\n"
     "                         content,tv,texture,colour; paired l1,perceptual\n"
-    "  --features FILE        the MobileNetV2 of the content and adversarial terms\n"
+    "  --features FILE        the MobileNetV2 of the texture and colour terms, and of\n"
+    "                         content and perceptual without --content-features\n"
     "                         (default ~/.cache/lumos/mobilenet_v2_block10.safetensors,\n"
     "                         made by train/fetch-mobilenet.sh)\n"
+    "  --content-features FILE VGG-19 in torchvision's layout (safetensors) for the\n"
+    "                         content and perceptual terms, relu5_4 as in the\n"
+    "                         method; default: the MobileNetV2 of --features\n"
     "\n"
     "optimisation:\n"
     "  --steps N              generator steps in all (default 10000)\n"
@@ -776,7 +781,7 @@ static int cmd_train(int argc, char **argv)
     lumos__train_options o;
     lumos__train_options_init(&o);
     int have_net = 0, quiet = 0;
-    const char *terms_spec = NULL;
+    const char *terms_spec = NULL, *content_features = NULL;
     strlist data = {0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -811,6 +816,8 @@ static int cmd_train(int argc, char **argv)
             terms_spec = v;
         } else if (is_option(argc, argv, &i, "--features", NULL, &v)) {
             o.features = v;
+        } else if (is_option(argc, argv, &i, "--content-features", NULL, &v)) {
+            content_features = v;
         } else if (is_option(argc, argv, &i, "--steps", NULL, &v)) {
             o.steps = (uint64_t)parse_int("--steps", v, 1, INT_MAX);
         } else if (is_option(argc, argv, &i, "--batch", NULL, &v)) {
@@ -865,7 +872,9 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "%s: out of memory\n", prog);
         return EXIT_SOME_FAILED;
     }
-    /* The feature network: a real one always (a random one is for tests). */
+    /* The feature networks the terms use: real ones always (a random one is
+     * for tests). The MobileNetV2 serves texture and colour, and content and
+     * perceptual unless --content-features gives them a VGG-19. */
     char default_features[PATH_MAX];
     if (!o.features) {
         const char *home = getenv("HOME");
@@ -874,23 +883,35 @@ static int cmd_train(int argc, char **argv)
         o.features = default_features;
     }
     const char *spec = terms_spec ? terms_spec : lumos__train_default_terms(o.mode);
-    if ((strstr(spec, "content") || strstr(spec, "texture") || strstr(spec, "colour") ||
-         strstr(spec, "perceptual")) &&
-        access(o.features, R_OK) != 0) {
+    const int wants_content = strstr(spec, "content") || strstr(spec, "perceptual");
+    const int wants_mobilenet = strstr(spec, "texture") || strstr(spec, "colour") ||
+                                (wants_content && !content_features);
+    int missing = 1;
+    if (wants_mobilenet && access(o.features, R_OK) != 0)
         fprintf(stderr, "%s: error: %s: %s (the feature network: run train/fetch-mobilenet.sh %s, "
                 "or give --features FILE)\n", prog, o.features, strerror(errno), o.features);
+    else if (wants_content && content_features && access(content_features, R_OK) != 0)
+        fprintf(stderr, "%s: error: %s: %s (--content-features: a VGG-19 state_dict in "
+                "torchvision's layout, saved with safetensors)\n", prog, content_features,
+                strerror(errno));
+    else
+        missing = 0;
+    if (missing) {
         lumos_ctx_free(ctx);
         strlist_free(&data);
         return EXIT_SOME_FAILED;
     }
     lumos__gan_options gan;
     lumos__gan_options_init(&gan);
-    gan.features = o.features;
+    gan.features = wants_mobilenet ? o.features : NULL; /* NULL: a random one, unused */
+    gan.content_features = wants_content ? content_features : NULL;
     gan.seed = o.seed;
     lumos__train_term *terms = NULL;
     int n_terms = 0;
-    if (lumos__train_terms_parse(ctx, spec, &gan, &terms, &n_terms) != LUMOS_OK) {
-        if (terms_spec) die_usage("--terms: %s", lumos_last_error(ctx));
+    int terms_rc = lumos__train_terms_parse(ctx, spec, &gan, &terms, &n_terms);
+    if (terms_rc != LUMOS_OK) {
+        /* a bad spec is a usage error; a feature network that fails to load is not */
+        if (terms_spec && terms_rc == LUMOS_E_ARG) die_usage("--terms: %s", lumos_last_error(ctx));
         fprintf(stderr, "%s: error: %s\n", prog, lumos_last_error(ctx));
         lumos_ctx_free(ctx);
         strlist_free(&data);

@@ -1,12 +1,14 @@
-// features.h — the frozen feature network of the losses: MobileNetV2's
-// features[0:12] (torchvision layout, ImageNet weights from npm nsfwjs,
-// trained in TF: BN eps 1e-3 and TF "same" padding), written with the
-// layer vocabulary so its input gradient comes from the same tape.
+// features.h — the frozen feature networks of the losses, written with the
+// layer vocabulary so their input gradients come from the same tape:
+// MobileNetV2's features[0:12] (torchvision layout, ImageNet weights from
+// npm nsfwjs, trained in TF: BN eps 1e-3 and TF "same" padding), and
+// VGG-19's features[:36] (torchvision's, to relu5_4; user-supplied weights)
+// for the content term.
 //
-// Training compiles it one block per pipeline (loss_generator.cpp's
-// mbv2_block, chained by stages/train_losses.c): a pipeline of the whole
-// network with its backward has ~1,000 stages, which Halide 14 takes over
-// 20 minutes to lower.
+// Training compiles them one block (MobileNetV2) or stage (VGG-19) per
+// pipeline (loss_generator.cpp, chained by stages/train_losses.c): a
+// pipeline of a whole network with its backward has ~1,000 stages, which
+// Halide 14 takes over 20 minutes to lower.
 #pragma once
 
 #include <string>
@@ -52,6 +54,38 @@ inline Map mobilenet_block(NetBuilder &b, Map x, int i) {
 // The first tensor of block i, for NetBuilder::seek.
 inline std::string mobilenet_block_first_tensor(int i) {
     return "features." + std::to_string(i) + (i == 0 ? ".0.weight" : ".conv.0.0.weight");
+}
+
+// VGG-19 to relu5_4 in five stages split at its max pools: stage s is
+// MaxPool2d(2) (s > 0) and then its 3×3 convs, each with a ReLU
+// (torchvision: features[0:4], [4:9], [9:18], [18:27], [27:36]).
+constexpr int kVggStages = 5;
+inline int vgg_stage_width(int s) {
+    static const int widths[kVggStages] = {64, 128, 256, 512, 512};
+    return widths[s];
+}
+inline int vgg_stage_cin(int s) { return s == 0 ? 3 : vgg_stage_width(s - 1); }
+inline int vgg_stage_convs(int s) { return s < 2 ? 2 : 4; }
+
+// The torchvision index of stage s's first conv (0, 5, 10, 19, 28): each
+// conv and each ReLU is a module, each stage but the last ends in a pool.
+inline int vgg_stage_first_conv(int s) {
+    int i = 0;
+    for (int k = 0; k < s; k++) i += 2 * vgg_stage_convs(k) + 1;
+    return i;
+}
+
+// The first tensor of stage s, for NetBuilder::seek.
+inline std::string vgg_stage_first_tensor(int s) {
+    return "features." + std::to_string(vgg_stage_first_conv(s)) + ".weight";
+}
+
+// Stage s on x; the builder's next tensors must be its convs'.
+inline Map vgg_stage(NetBuilder &b, Map x, int s) {
+    if (s > 0) x = b.max_pool2(x);
+    for (int k = 0, i = vgg_stage_first_conv(s); k < vgg_stage_convs(s); k++, i += 2)
+        x = b.relu(b.conv2d(x, "features." + std::to_string(i), vgg_stage_width(s), 3));
+    return x;
 }
 
 }  // namespace lumos

@@ -3,17 +3,21 @@
 // stages/train_losses.c. Images are (c, x, y), 3 channels: the ISP's float
 // output (sRGB-encoded, about [0, 1]); feature maps (c, x, y) likewise.
 //
-//   preprocess (kind=lightness|blur, mode=fwd|bwd): lightness = CIE L* of
-//     the image's linear luminance, mapped to [-1, 1] and repeated to 3
-//     channels (content and texture: the method's luminance and grayscale
-//     inputs); blur = a 21×21 Gaussian (σ 3, zeros outside) mapped to
-//     [-1, 1] (colour). bwd: dL/d(image) from dL/d(preprocessed).
+//   preprocess (kind=lightness|vgg_lightness|blur, mode=fwd|bwd):
+//     lightness = CIE L* of the image's linear luminance, mapped to
+//     [-1, 1] and repeated to 3 channels (content and texture: the method's
+//     luminance and grayscale inputs); vgg_lightness = L*/100 repeated to 3
+//     channels and normalised by ImageNet's mean and std (torchvision's
+//     input convention, for VGG-19); blur = a 21×21 Gaussian (σ 3, zeros
+//     outside) mapped to [-1, 1] (colour). bwd: dL/d(image) from
+//     dL/d(preprocessed).
 //
 //   mbv2_block (block=0..11, mode=fwd|bwd): MobileNetV2's features[block]
-//     (features.h); bwd: dL/d(input) from the input and dL/d(output), the
-//     block's forward recomputed. The network is one pipeline per block:
-//     whole, with its backward, it is ~1,000 stages, which Halide 14 takes
-//     over 20 minutes to lower.
+//     (features.h); vgg19_stage (stage=0..4, mode=fwd|bwd): VGG-19's stage
+//     (features.h). fwd: the piece's output; bwd: dL/d(input) from the input
+//     and dL/d(output), the piece's forward recomputed. A network is one
+//     pipeline per piece: whole, with its backward, it is ~1,000 stages,
+//     which Halide 14 takes over 20 minutes to lower.
 //
 //   disc (kind=texture_early|texture_deep|colour, mode=g|d): a
 //     discriminator's mean score over its input feature map and dD/d(input);
@@ -23,6 +27,7 @@
 // Schedule: every stage at root, parallel over rows (crops of ~128²).
 
 #include "Halide.h"
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -44,25 +49,52 @@ Expr srgb_to_linear_slope(Expr v) {
 
 const float kLuma[3] = {0.2126f, 0.7152f, 0.0722f};   // linear sRGB → Y
 
-// L*/50 − 1 of an image, repeated to 3 channels, on b's tape.
-Map lightness(NetBuilder &b, const Map &img) {
+// v[c] of 3 channels; a plain constant when they are equal: Halide turns a
+// division by a constant into a multiplication, so MobileNetV2's L*/50 stays
+// bit for bit what it was.
+Expr per_channel(Var c, const float v[3]) {
+    return v[0] == v[1] && v[1] == v[2] ? Expr(v[0]) : mux(c, {v[0], v[1], v[2]});
+}
+
+// An image's CIE L*, repeated to 3 channels as L*/divisor[c] + offset[c]
+// (each feature network's input range), on b's tape.
+Map lightness(NetBuilder &b, const Map &img, const float divisor[3], const float offset[3]) {
     Var c = b.c, x = b.x, y = b.y;
     const float d3 = 216.f / 24389.f, k = 1.f / (3.f * (6.f / 29.f) * (6.f / 29.f));
+    const float s0 = 116.f / divisor[0], s1 = 116.f / divisor[1], s2 = 116.f / divisor[2];
     Func Y{"luminance"}, f{"lightness"};
     Y(x, y) = kLuma[0] * srgb_to_linear(img.f(0, x, y)) + kLuma[1] * srgb_to_linear(img.f(1, x, y)) +
               kLuma[2] * srgb_to_linear(img.f(2, x, y));
     Expr yv = Y(x, y);
     Expr fy = select(yv > d3, pow(max(yv, d3), 1.f / 3.f), yv * k + 4.f / 29.f);
-    f(c, x, y) = (116.f * fy - 16.f) / 50.f - 1.f;
+    f(c, x, y) = (116.f * fy - 16.f) / per_channel(c, divisor) + per_channel(c, offset);
     Func img_f = img.f;
     return b.custom({f, 3, img.width, img.height}, {img}, [=](Func g) {
         Func gi{"lightness_grad"};
         Expr yv = Y(x, y);
         Expr dfy = select(yv > d3, (1.f / 3.f) * pow(max(yv, d3), -2.f / 3.f), k);
-        Expr common = (g(0, x, y) + g(1, x, y) + g(2, x, y)) * (116.f / 50.f) * dfy;
+        Expr common = (g(0, x, y) * s0 + g(1, x, y) * s1 + g(2, x, y) * s2) * dfy;
         gi(c, x, y) = common * mux(c, {kLuma[0], kLuma[1], kLuma[2]}) * srgb_to_linear_slope(img_f(c, x, y));
         return std::vector<Func>{gi};
     });
+}
+
+// L*/50 − 1 (MobileNetV2's [-1, 1]).
+Map lightness_mobilenet(NetBuilder &b, const Map &img) {
+    const float divisor[3] = {50, 50, 50}, offset[3] = {-1, -1, -1};
+    return lightness(b, img, divisor, offset);
+}
+
+// (L*/100 − mean[c]) / std[c], ImageNet's mean and std: torchvision's
+// input convention for an image in [0, 1] (VGG-19).
+Map lightness_vgg(NetBuilder &b, const Map &img) {
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    float divisor[3], offset[3];
+    for (int i = 0; i < 3; i++) {
+        divisor[i] = 100.f * std[i];
+        offset[i] = -mean[i] / std[i];
+    }
+    return lightness(b, img, divisor, offset);
 }
 
 // A separable blur of src (zero outside m's domain) by a symmetric kernel(i),
@@ -145,11 +177,14 @@ Func buffer_func(Func in, const std::string &name) {
     return f;
 }
 
-enum class Pre { Lightness, Blur };
+enum class Pre { Lightness, VggLightness, Blur };
 
 class Preprocess : public Generator<Preprocess> {
 public:
-    GeneratorParam<Pre> kind{"kind", Pre::Lightness, {{"lightness", Pre::Lightness}, {"blur", Pre::Blur}}};
+    GeneratorParam<Pre> kind{"kind", Pre::Lightness,
+                             {{"lightness", Pre::Lightness},
+                              {"vgg_lightness", Pre::VggLightness},
+                              {"blur", Pre::Blur}}};
     GeneratorParam<Mode> mode{"mode", Mode::Fwd, kModes};
 
     Input<Buffer<float>> image{"image", 3};
@@ -161,7 +196,9 @@ public:
         Var c = b.c, x = b.x, y = b.y;
         Expr W = image.dim(1).extent(), H = image.dim(2).extent();
         Map img = b.input({buffer_func(image, "image_in"), 3, W, H});
-        Map pre = kind == Pre::Lightness ? lightness(b, img) : blurred(b, img);
+        Map pre = kind == Pre::Lightness      ? lightness_mobilenet(b, img)
+                  : kind == Pre::VggLightness ? lightness_vgg(b, img)
+                                              : blurred(b, img);
         if (mode == Mode::Fwd) {
             result(c, x, y) = pre.f(c, x, y);
         } else {
@@ -175,36 +212,62 @@ public:
     }
 };
 
-class Mbv2Block : public Generator<Mbv2Block> {
-public:
-    GeneratorParam<int> block{"block", 0};
+// One piece of a frozen feature network (`net`, from tensor `first` on,
+// cin → cout channels, built by `piece`) as a pipeline: fwd its output,
+// bwd dL/d(in) from dL/d(out), the piece's forward recomputed.
+template <typename Piece>
+struct FeaturePiece : public Generator<Piece> {
     GeneratorParam<Mode> mode{"mode", Mode::Fwd, kModes};
 
-    Input<Buffer<float>> in{"in", 3};             // (cin, w, h)
-    Input<Buffer<float>> features{"features", 1}; // the whole MobileNetV2
-    Input<Buffer<float>> grad{"grad", 3};         // bwd: dL/d(output); fwd: unused
-    Output<Buffer<float>> result{"result", 3};    // fwd: output; bwd: dL/d(in)
+    // (Generator's Input and Output aliases are not visible in a template.)
+    GeneratorInput<Buffer<float>> in{"in", 3};             // (cin, w, h)
+    GeneratorInput<Buffer<float>> features{"features", 1}; // the whole network
+    GeneratorInput<Buffer<float>> grad{"grad", 3};         // bwd: dL/d(output); fwd: unused
+    GeneratorOutput<Buffer<float>> result{"result", 3};    // fwd: output; bwd: dL/d(in)
 
-    void generate() {
-        NetBuilder b(features, "mobilenet");
-        b.seek(lumos::mobilenet_block_first_tensor(block));
+    void build(const std::string &net, const std::string &first, int cin, int cout,
+               std::function<Map(NetBuilder &, Map)> piece) {
+        NetBuilder b(features, net);
+        b.seek(first);
         Var c = b.c, x = b.x, y = b.y;
-        const lumos::MobileNetBlock s = lumos::mobilenet_block_shape(block);
-        Map x0 = b.input({buffer_func(in, "in_f"), s.cin, in.dim(1).extent(), in.dim(2).extent()});
-        Map out = lumos::mobilenet_block(b, x0, block);
+        Map x0 = b.input({buffer_func(in, "in_f"), cin, in.dim(1).extent(), in.dim(2).extent()});
+        Map out = piece(b, x0);
         if (mode == Mode::Fwd) {
             result(c, x, y) = out.f(c, x, y);
-            result.dim(0).set_bounds(0, s.cout).set_stride(1);
+            result.dim(0).set_bounds(0, cout).set_stride(1);
         } else {
             NetBuilder::Gradients g = b.backward(out, buffer_func(grad, "grad_f"), false);
             result(c, x, y) = g.of(x0).f(c, x, y);
-            result.dim(0).set_bounds(0, s.cin).set_stride(1);
+            result.dim(0).set_bounds(0, cin).set_stride(1);
         }
-        in.dim(0).set_bounds(0, s.cin).set_stride(1);
-        grad.dim(0).set_bounds(0, s.cout).set_stride(1);
-        features.dim(0).set_bounds(0, (int)NetBuilder::flat_size("mobilenet"));
+        in.dim(0).set_bounds(0, cin).set_stride(1);
+        grad.dim(0).set_bounds(0, cout).set_stride(1);
+        features.dim(0).set_bounds(0, (int)NetBuilder::flat_size(net));
         result.parallel(y);
         b.schedule_at_root();
+    }
+};
+
+class Mbv2Block : public FeaturePiece<Mbv2Block> {
+public:
+    GeneratorParam<int> block{"block", 0};
+
+    void generate() {
+        const int i = block;
+        const lumos::MobileNetBlock s = lumos::mobilenet_block_shape(i);
+        build("mobilenet", lumos::mobilenet_block_first_tensor(i), s.cin, s.cout,
+              [=](NetBuilder &b, Map x) { return lumos::mobilenet_block(b, x, i); });
+    }
+};
+
+class Vgg19Stage : public FeaturePiece<Vgg19Stage> {
+public:
+    GeneratorParam<int> stage{"stage", 0};
+
+    void generate() {
+        const int s = stage;
+        build("vgg19", lumos::vgg_stage_first_tensor(s), lumos::vgg_stage_cin(s),
+              lumos::vgg_stage_width(s), [=](NetBuilder &b, Map x) { return lumos::vgg_stage(b, x, s); });
     }
 };
 
@@ -276,4 +339,5 @@ public:
 
 HALIDE_REGISTER_GENERATOR(Preprocess, preprocess)
 HALIDE_REGISTER_GENERATOR(Mbv2Block, mbv2_block)
+HALIDE_REGISTER_GENERATOR(Vgg19Stage, vgg19_stage)
 HALIDE_REGISTER_GENERATOR(Disc, disc)

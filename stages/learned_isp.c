@@ -34,7 +34,8 @@ enum {
     NET_mobilenet = LUMOS__NET_MOBILENET,
     NET_disc_texture_early = LUMOS__NET_DISC_TEXTURE_EARLY,
     NET_disc_texture_deep = LUMOS__NET_DISC_TEXTURE_DEEP,
-    NET_disc_colour = LUMOS__NET_DISC_COLOUR
+    NET_disc_colour = LUMOS__NET_DISC_COLOUR,
+    NET_vgg19 = LUMOS__NET_VGG19
 };
 
 static const struct {

@@ -7,13 +7,14 @@
 #include "lumos.h"
 
 /* The loss networks of training, in the same tables (isp_nets.def) as the
- * ISPs, under ids outside lumos_isp_kind: the frozen feature network and
+ * ISPs, under ids outside lumos_isp_kind: the frozen feature networks and
  * the discriminators (generators/features.h, loss_generator.cpp). */
 enum {
     LUMOS__NET_MOBILENET = -4,
     LUMOS__NET_DISC_TEXTURE_EARLY = -5,
     LUMOS__NET_DISC_TEXTURE_DEEP = -6,
-    LUMOS__NET_DISC_COLOUR = -7
+    LUMOS__NET_DISC_COLOUR = -7,
+    LUMOS__NET_VGG19 = -8
 };
 
 /* Floats in a network's flat weight buffer (the tensors of isp_nets.def). */

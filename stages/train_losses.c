@@ -1,8 +1,9 @@
 /* train_losses.c — the feature-space losses, chained from the pieces of
  * generators/loss_generator.cpp: preprocessing, the twelve MobileNetV2
- * blocks (forward, and backward from each block's input and output
- * gradient), the discriminators. Activations are kept per block, so a
- * backward pass re-runs only each block's own forward. */
+ * blocks and the five VGG-19 stages (forward, and backward from each
+ * piece's input and output gradient), the discriminators. Activations are
+ * kept per piece, so a backward pass re-runs only each piece's own
+ * forward. */
 #include "stages/train_losses.h"
 
 #include <math.h>
@@ -43,11 +44,24 @@
 #include "lumos_pre_blur_fwd.h"
 #include "lumos_pre_lightness_bwd.h"
 #include "lumos_pre_lightness_fwd.h"
+#include "lumos_pre_vgg_lightness_bwd.h"
+#include "lumos_pre_vgg_lightness_fwd.h"
+#include "lumos_vgg19_s0_bwd.h"
+#include "lumos_vgg19_s0_fwd.h"
+#include "lumos_vgg19_s1_bwd.h"
+#include "lumos_vgg19_s1_fwd.h"
+#include "lumos_vgg19_s2_bwd.h"
+#include "lumos_vgg19_s2_fwd.h"
+#include "lumos_vgg19_s3_bwd.h"
+#include "lumos_vgg19_s3_fwd.h"
+#include "lumos_vgg19_s4_bwd.h"
+#include "lumos_vgg19_s4_fwd.h"
 #include "pipeline/context.h"
 #include "stages/halide_glue.h"
 #include "stages/learned_isp.h"
 
-enum { BLOCKS = 12, TAP_EARLY = 1, TAP_DEEP = 7, TAP_LAST = 11 };
+enum { BLOCKS = 12, TAP_EARLY = 1, TAP_DEEP = 7, TAP_LAST = 11, VGG_STAGES = 5 };
+enum { MAX_PIECES = BLOCKS }; /* of any feature network */
 
 typedef int (*block_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
                         struct halide_buffer_t *, struct halide_buffer_t *);
@@ -68,6 +82,35 @@ static const block_fn block_bwd[BLOCKS] = {
 /* features[i]: output channels and stride (generators/features.h) */
 static const int block_cout[BLOCKS] = {32, 16, 24, 24, 32, 32, 32, 64, 64, 64, 64, 96};
 static const int block_stride[BLOCKS] = {2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1};
+static const block_fn stage_fwd[VGG_STAGES] = {lumos_vgg19_s0_fwd, lumos_vgg19_s1_fwd,
+                                               lumos_vgg19_s2_fwd, lumos_vgg19_s3_fwd,
+                                               lumos_vgg19_s4_fwd};
+static const block_fn stage_bwd[VGG_STAGES] = {lumos_vgg19_s0_bwd, lumos_vgg19_s1_bwd,
+                                               lumos_vgg19_s2_bwd, lumos_vgg19_s3_bwd,
+                                               lumos_vgg19_s4_bwd};
+/* VGG-19 stage s: its width, and its max pool first (s > 0) */
+static const int stage_cout[VGG_STAGES] = {64, 128, 256, 512, 512};
+static const int stage_stride[VGG_STAGES] = {1, 2, 2, 2, 2};
+
+/* A frozen feature network as its pipelines, one per piece, and the
+ * preprocessing its content term puts the images through. */
+typedef struct feature_net {
+    int net; /* LUMOS__NET_* */
+    int pieces;
+    const block_fn *fwd, *bwd;
+    const int *cout, *stride;
+    int round_up; /* a stride's output side: TF "same" convs round up, max pools down */
+    pre_fn pre_fwd, pre_bwd;
+    const char *what, *what_grad; /* for errors */
+} feature_net;
+
+static const feature_net mobilenet = {LUMOS__NET_MOBILENET, BLOCKS, block_fwd, block_bwd,
+                                      block_cout, block_stride, 1, lumos_pre_lightness_fwd,
+                                      lumos_pre_lightness_bwd, "feature network",
+                                      "feature network gradient"};
+static const feature_net vgg19 = {LUMOS__NET_VGG19, VGG_STAGES, stage_fwd, stage_bwd,
+                                  stage_cout, stage_stride, 0, lumos_pre_vgg_lightness_fwd,
+                                  lumos_pre_vgg_lightness_bwd, "VGG-19", "VGG-19 gradient"};
 
 /* A feature map (c, w, h), interleaved. */
 typedef struct fmap {
@@ -138,10 +181,11 @@ static int preprocess(lumos_ctx *ctx, pre_fn fn, const float *image, const float
     return lumos__hl_status(ctx, fn(ctx, &bi, &bg, &br), "loss preprocessing");
 }
 
-/* The activations of one image through features[0..last]: act[0] the
- * preprocessed image (borrowed), act[i + 1] features[i]'s output. */
+/* The activations of one image through pieces 0..last of a network: act[0]
+ * the preprocessed image (borrowed), act[i + 1] piece i's output. */
 typedef struct features_run {
-    fmap act[BLOCKS + 1];
+    const feature_net *net;
+    fmap act[MAX_PIECES + 1];
     int last;
 } features_run;
 
@@ -151,38 +195,40 @@ static void features_free(features_run *r)
     memset(r, 0, sizeof *r);
 }
 
-static int features_forward(lumos_ctx *ctx, const float *weights, float *pre, int w, int h,
-                            int last, features_run *r)
+static int features_forward(lumos_ctx *ctx, const feature_net *net, const float *weights,
+                            float *pre, int w, int h, int last, features_run *r)
 {
     memset(r, 0, sizeof *r);
+    r->net = net;
     r->last = last;
     r->act[0] = (fmap){pre, 3, w, h};
     halide_buffer_t bw;
     halide_dimension_t dw;
-    flat(&bw, &dw, weights, count(LUMOS__NET_MOBILENET));
+    flat(&bw, &dw, weights, count(net->net));
     for (int i = 0; i <= last; i++) {
         const fmap *in = &r->act[i];
-        int s = block_stride[i];
-        int rc = fmap_new(ctx, &r->act[i + 1], block_cout[i], (in->w + s - 1) / s, (in->h + s - 1) / s);
+        int s = net->stride[i], up = net->round_up ? s - 1 : 0;
+        int rc = fmap_new(ctx, &r->act[i + 1], net->cout[i], (in->w + up) / s, (in->h + up) / s);
         if (rc) return rc;
         halide_buffer_t bi, bo;
         halide_dimension_t di[3], dout[3];
         buf(&bi, di, in->data, in->c, in->w, in->h);
         buf(&bo, dout, r->act[i + 1].data, r->act[i + 1].c, r->act[i + 1].w, r->act[i + 1].h);
-        rc = lumos__hl_status(ctx, block_fwd[i](ctx, &bi, &bw, &bo, &bo), "feature network");
+        rc = lumos__hl_status(ctx, net->fwd[i](ctx, &bi, &bw, &bo, &bo), net->what);
         if (rc) return rc;
     }
     return LUMOS_OK;
 }
 
-/* dL/d(preprocessed image) from dL/d(features[i]'s output) given for some
- * blocks (seed[i], NULL for none), into grad_pre (3 × w × h). */
+/* dL/d(preprocessed image) from dL/d(piece i's output) given for some
+ * pieces (seed[i], NULL for none), into grad_pre (3 × w × h). */
 static int features_backward(lumos_ctx *ctx, const float *weights, const features_run *r,
-                             float *const seed[BLOCKS], float *grad_pre)
+                             float *const seed[MAX_PIECES], float *grad_pre)
 {
+    const feature_net *net = r->net;
     halide_buffer_t bw;
     halide_dimension_t dw;
-    flat(&bw, &dw, weights, count(LUMOS__NET_MOBILENET));
+    flat(&bw, &dw, weights, count(net->net));
     int top = r->last;
     while (top >= 0 && !seed[top]) top--;
     if (top < 0) {
@@ -203,7 +249,7 @@ static int features_backward(lumos_ctx *ctx, const float *weights, const feature
         buf(&bi, di, in->data, in->c, in->w, in->h);
         buf(&bg, dg, g.data, g.c, g.w, g.h);
         buf(&bo, dout, gin.data, gin.c, gin.w, gin.h);
-        rc = lumos__hl_status(ctx, block_bwd[i](ctx, &bi, &bw, &bg, &bo), "feature network gradient");
+        rc = lumos__hl_status(ctx, net->bwd[i](ctx, &bi, &bw, &bg, &bo), net->what_grad);
         free(g.data);
         g = gin;
         if (rc == LUMOS_OK && i > 0 && seed[i - 1])
@@ -238,46 +284,74 @@ static float sigmoid(float z) { return 1.f / (1.f + expf(-z)); }
 
 /* ---------------------------------------------------------- the stages */
 
+/* The content term: mean squared distance of net's last features of out
+ * and ref (each through net's preprocessing), into *loss, and weight · its
+ * gradient added into grad_out. scratch: four images. */
+static int content_term(lumos_ctx *ctx, const feature_net *net, const float *weights, int w, int h,
+                        const float *out, const float *ref, float weight, float *const scratch[4],
+                        float *loss, float *grad_out)
+{
+    const size_t n_img = (size_t)3 * w * h;
+    const int tap = net->pieces - 1;
+    float *pre = scratch[0], *pre_ref = scratch[1], *grad_pre = scratch[2], *grad_img = scratch[3];
+    float *seed[MAX_PIECES] = {0};
+    features_run run = {0}, run_ref = {0};
+    int rc = preprocess(ctx, net->pre_fwd, out, NULL, w, h, pre);
+    if (!rc) rc = features_forward(ctx, net, weights, pre, w, h, tap, &run);
+    if (!rc) rc = preprocess(ctx, net->pre_fwd, ref, NULL, w, h, pre_ref);
+    if (!rc) rc = features_forward(ctx, net, weights, pre_ref, w, h, tap, &run_ref);
+    if (!rc) {
+        const fmap *a = &run.act[tap + 1], *b = &run_ref.act[tap + 1];
+        size_t n = fmap_size(a);
+        seed[tap] = malloc(n * sizeof(float));
+        if (!seed[tap]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
+        double sum = 0;
+        for (size_t k = 0; !rc && k < n; k++) {
+            float d = a->data[k] - b->data[k];
+            sum += (double)d * d;
+            seed[tap][k] = weight * 2.f * d / (float)n;
+        }
+        *loss = (float)(sum / (double)n);
+    }
+    if (!rc) rc = features_backward(ctx, weights, &run, seed, grad_pre);
+    if (!rc) rc = preprocess(ctx, net->pre_bwd, out, grad_pre, w, h, grad_img);
+    for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
+    free(seed[tap]);
+    features_free(&run);
+    features_free(&run_ref);
+    return rc;
+}
+
 int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *out,
-                          const float *ref, const float *features, const float *d_early,
-                          const float *d_deep, const float *d_colour, const float d_real[3],
-                          const float term_weight[4], float losses[4], float *grad_out)
+                          const float *ref, const float *features, const float *content_vgg,
+                          const float *d_early, const float *d_deep, const float *d_colour,
+                          const float d_real[3], const float term_weight[4], float losses[4],
+                          float *grad_out)
 {
     int rc = check(ctx, width, height, "training losses");
     if (rc) return rc;
     const size_t n_img = (size_t)3 * width * height;
-    const int want_light = term_weight[0] != 0 || term_weight[1] != 0 || term_weight[2] != 0;
+    const int want_texture = term_weight[1] != 0 || term_weight[2] != 0;
     const int want_blur = term_weight[3] != 0;
     memset(losses, 0, 4 * sizeof *losses);
     memset(grad_out, 0, n_img * sizeof *grad_out);
     float *pre = malloc(n_img * sizeof *pre), *pre_ref = malloc(n_img * sizeof *pre),
           *grad_pre = malloc(n_img * sizeof *pre), *grad_img = malloc(n_img * sizeof *pre);
     float *seed[BLOCKS] = {0};
-    features_run run = {0}, run_ref = {0};
+    features_run run = {0};
     if (!pre || !pre_ref || !grad_pre || !grad_img)
         rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
 
-    if (rc == LUMOS_OK && want_light) {
+    if (rc == LUMOS_OK && term_weight[0] != 0) {
+        float *const scratch[4] = {pre, pre_ref, grad_pre, grad_img};
+        rc = content_vgg ? content_term(ctx, &vgg19, content_vgg, width, height, out, ref,
+                                        term_weight[0], scratch, &losses[0], grad_out)
+                         : content_term(ctx, &mobilenet, features, width, height, out, ref,
+                                        term_weight[0], scratch, &losses[0], grad_out);
+    }
+    if (rc == LUMOS_OK && want_texture) {
         rc = preprocess(ctx, lumos_pre_lightness_fwd, out, NULL, width, height, pre);
-        if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_LAST, &run);
-        if (!rc && term_weight[0] != 0) {
-            /* content: mean squared feature distance to the classical render's */
-            rc = preprocess(ctx, lumos_pre_lightness_fwd, ref, NULL, width, height, pre_ref);
-            if (!rc) rc = features_forward(ctx, features, pre_ref, width, height, TAP_LAST, &run_ref);
-            if (!rc) {
-                const fmap *a = &run.act[TAP_LAST + 1], *b = &run_ref.act[TAP_LAST + 1];
-                size_t n = fmap_size(a);
-                seed[TAP_LAST] = malloc(n * sizeof(float));
-                if (!seed[TAP_LAST]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
-                double sum = 0;
-                for (size_t k = 0; !rc && k < n; k++) {
-                    float d = a->data[k] - b->data[k];
-                    sum += (double)d * d;
-                    seed[TAP_LAST][k] = term_weight[0] * 2.f * d / (float)n;
-                }
-                losses[0] = (float)(sum / (double)n);
-            }
-        }
+        if (!rc) rc = features_forward(ctx, &mobilenet, features, pre, width, height, TAP_DEEP, &run);
         /* texture: each D's relativistic loss on the fake, seeded
          * w · dL/dD(fake) = −w · σ(D(real) − D(fake)) */
         const int taps[2] = {TAP_EARLY, TAP_DEEP};
@@ -306,7 +380,7 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             seed[i] = NULL;
         }
         rc = preprocess(ctx, lumos_pre_blur_fwd, out, NULL, width, height, pre);
-        if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_LAST, &run);
+        if (!rc) rc = features_forward(ctx, &mobilenet, features, pre, width, height, TAP_LAST, &run);
         const fmap *f = &run.act[TAP_LAST + 1];
         float score = 0;
         if (!rc) {
@@ -324,7 +398,6 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
         for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
     }
     features_free(&run);
-    features_free(&run_ref);
     for (int i = 0; i < BLOCKS; i++) free(seed[i]);
     free(pre);
     free(pre_ref);
@@ -354,7 +427,7 @@ int lumos__stage_d_texture(lumos_ctx *ctx, int width, int height, const float *i
     if (!pre) return lumos__fail(ctx, LUMOS_E_NOMEM, "texture discriminators: out of memory");
     features_run run = {0};
     rc = preprocess(ctx, lumos_pre_lightness_fwd, image, NULL, width, height, pre);
-    if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_DEEP, &run);
+    if (!rc) rc = features_forward(ctx, &mobilenet, features, pre, width, height, TAP_DEEP, &run);
     const int taps[2] = {TAP_EARLY, TAP_DEEP};
     const int nets[2] = {LUMOS__NET_DISC_TEXTURE_EARLY, LUMOS__NET_DISC_TEXTURE_DEEP};
     const float *dw[2] = {d_early, d_deep}, *pert[2] = {perturb_early, perturb_deep};
@@ -380,7 +453,7 @@ int lumos__stage_d_colour(lumos_ctx *ctx, int width, int height, const float *im
     if (!pre) return lumos__fail(ctx, LUMOS_E_NOMEM, "colour discriminator: out of memory");
     features_run run = {0};
     rc = preprocess(ctx, lumos_pre_blur_fwd, image, NULL, width, height, pre);
-    if (!rc) rc = features_forward(ctx, features, pre, width, height, TAP_LAST, &run);
+    if (!rc) rc = features_forward(ctx, &mobilenet, features, pre, width, height, TAP_LAST, &run);
     fmap f = {0};
     if (!rc) rc = shifted(ctx, &run.act[TAP_LAST + 1], perturb, eps, &f);
     if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, &f, &run.act[TAP_LAST + 1], score, input_grad, grad);

@@ -4,9 +4,9 @@
  * Images are width×height×3 floats, interleaved, rows packed. Feature maps
  * are (channels, fw, fh) interleaved likewise, at the sizes of
  * lumos__feature_size. Weights are flat buffers in isp_nets.def order:
- * `features` the MobileNetV2 (LUMOS__NET_MOBILENET), the discriminators
- * LUMOS__NET_DISC_TEXTURE_EARLY, _DEEP and _COLOUR. All need AVX2 + FMA
- * (LUMOS_E_UNSUPPORTED otherwise). */
+ * `features` the MobileNetV2 (LUMOS__NET_MOBILENET), `content_vgg` a VGG-19
+ * (LUMOS__NET_VGG19), the discriminators LUMOS__NET_DISC_TEXTURE_EARLY,
+ * _DEEP and _COLOUR. All need AVX2 + FMA (LUMOS_E_UNSUPPORTED otherwise). */
 #ifndef LUMOS_STAGE_TRAIN_LOSSES_H
 #define LUMOS_STAGE_TRAIN_LOSSES_H
 
@@ -23,15 +23,19 @@ enum {
 int lumos__feature_size(int n, int deep);
 
 /* The generator's side for one sample: losses[0] content (mean squared
- * distance of features[11] of the lightness images, against the classical
- * render `ref`), [1] texture-early, [2] texture-deep, [3] colour (the
+ * distance of features of the luminance images, against `ref`: the
+ * classical render, or the aligned photo for the perceptual term; with
+ * content_vgg, VGG-19's relu5_4 of L* / 100 normalised as torchvision's
+ * ImageNet inputs; without (NULL), MobileNetV2's features[11] of the
+ * lightness images), [1] texture-early, [2] texture-deep, [3] colour (the
  * relativistic softplus(D(real) − D(fake)), d_real[3] the paired real
  * image's scores), and grad_out = Σ term_weight[i] · dL_i/d(out). Only the
  * terms of nonzero weight are computed; the others' losses are 0. */
 int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *out,
-                          const float *ref, const float *features, const float *d_early,
-                          const float *d_deep, const float *d_colour, const float d_real[3],
-                          const float term_weight[4], float losses[4], float *grad_out);
+                          const float *ref, const float *features, const float *content_vgg,
+                          const float *d_early, const float *d_deep, const float *d_colour,
+                          const float d_real[3], const float term_weight[4], float losses[4],
+                          float *grad_out);
 
 /* Both texture discriminators on one image: scores[2] of D(F + eps·perturb)
  * with each D linearised at F (its LeakyReLU slopes taken from D(F): the

@@ -9,19 +9,23 @@
  *    gradients, at eps 0 and at eps ≠ 0 with a random perturbation;
  *  - lumos__gan_d_pair: one (fake, real) pair's discriminator loss and its
  *    parameter gradient, R1/R2 by central differences along ∇D;
+ *  - the content and perceptual terms on a VGG-19 given as a safetensors
+ *    file (lumos__gan_options.content_features): value and image gradient;
+ *    and a file of another network refused, naming the file;
  *
  * all against PyTorch autograd in float64 (tests/torch/losses.py: torchvision's
- * MobileNetV2 with TF padding, the discriminators, and for R1/R2 the exact
- * double backward). Errors are max|C − torch| / max|torch| per output (for
- * the scalar losses and scores: / max(1, |torch|)). With or without torch,
+ * MobileNetV2 with TF padding and VGG-19, the discriminators, and for R1/R2
+ * the exact double backward). Errors are max|C − torch| / max|torch| per
+ * output (for the scalar losses and scores: / max(1, |torch|), VGG-19's
+ * losses: / |torch|). With or without torch,
  * finite differences too: each loss's and each score's slope along its own
  * gradient against the gradient's norm (coarse: see check_g).
  * LUMOS_TEST_SEED=n draws other weights and images.
  *
  * MobileNetV2: He-uniform convs, batch norms with random statistics
  * (γ ∈ [0.5, 1.5], σ² ∈ [0.5, 2], small β and μ) so their folding is
- * exercised. Discriminators: PyTorch's default ±1/√fan_in, times DISC_GAIN,
- * so that the scores are not all near 0 (here 0.07–0.9) nor the sigmoids
+ * exercised. VGG-19: He-uniform convs, small biases. Discriminators:
+ * PyTorch's default ±1/√fan_in, times DISC_GAIN, so that the scores are not all near 0 (here 0.07–0.9) nor the sigmoids
  * all near ½, where a wrong σ argument would hardly show. Images mix bright pixels with
  * dark ones (×0.05), so both branches of sRGB decoding and of L* are taken. */
 #include <math.h>
@@ -51,9 +55,13 @@
  *    against the exact double backward: ≤ 1.8e-5 (see check_pair);
  *  - the finite-difference checks, against the kinks within the step (ReLU6
  *    in MobileNetV2, LeakyReLU in the discriminators): ≤ 8.3e-2 for the
- *    losses, ≤ 5.5e-3 for the scores. */
+ *    losses, ≤ 5.5e-3 for the scores;
+ *  - content and perceptual on VGG-19 (48×40, measured 2026-12-01 over
+ *    LUMOS_TEST_SEED 1..3 and the default): losses ≤ 6.2e-8 relative,
+ *    image gradients ≤ 2.9e-5; their differences ≤ 8.1e-3. */
 #define TOL_VALUE 1e-4
 #define TOL_GRAD 2e-4
+#define TOL_VGG 1e-4 /* relative, loss and gradient */
 #define TOL_R1 1e-3
 #define TOL_FD_IMAGE 0.2
 #define TOL_FD_SCORE 3e-2
@@ -61,12 +69,14 @@
 static uint64_t rng = 20261201; /* LUMOS_TEST_SEED overrides */
 static double uniform(double lo, double hi) { return lo + (hi - lo) * lumos__rng_uniform(&rng); }
 
-static const int nets[4] = {LUMOS__NET_MOBILENET, LUMOS__NET_DISC_TEXTURE_EARLY,
-                            LUMOS__NET_DISC_TEXTURE_DEEP, LUMOS__NET_DISC_COLOUR};
-static const char *const net_names[4] = {"mobilenet", "disc_texture_early", "disc_texture_deep",
-                                         "disc_colour"};
-static float *weights[4];
-static size_t counts[4];
+enum { MOBILENET, DISC_EARLY, DISC_DEEP, DISC_COLOUR, VGG19, N_NETS };
+static const int nets[N_NETS] = {LUMOS__NET_MOBILENET, LUMOS__NET_DISC_TEXTURE_EARLY,
+                                 LUMOS__NET_DISC_TEXTURE_DEEP, LUMOS__NET_DISC_COLOUR,
+                                 LUMOS__NET_VGG19};
+static const char *const net_names[N_NETS] = {"mobilenet", "disc_texture_early",
+                                              "disc_texture_deep", "disc_colour", "vgg19"};
+static float *weights[N_NETS];
+static size_t counts[N_NETS];
 
 static int ends_with(const char *s, const char *tail)
 {
@@ -82,16 +92,17 @@ static void random_weights(int k)
     const lumos__tensor_spec *t;
     size_t at = 0;
     double fan_in = 1;
+    const int disc = k >= DISC_EARLY && k <= DISC_COLOUR;
     for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
         size_t n = lumos__tensor_elements(t);
         if (t->ndim == 4) fan_in = (double)(t->shape[1] * t->shape[2] * t->shape[3]);
         for (size_t j = 0; j < n; j++) {
             double v;
-            if (k > 0) v = uniform(-1, 1) * DISC_GAIN / sqrt(fan_in); /* bias: its conv's fan_in */
+            if (disc) v = uniform(-1, 1) * DISC_GAIN / sqrt(fan_in); /* bias: its conv's fan_in */
             else if (t->ndim == 4) v = uniform(-1, 1) * sqrt(6 / fan_in);
             else if (ends_with(t->name, ".running_var")) v = uniform(0.5, 2);
             else if (ends_with(t->name, ".weight")) v = uniform(0.5, 1.5);
-            else v = uniform(-0.1, 0.1); /* β, μ */
+            else v = uniform(-0.1, 0.1); /* β, μ, VGG's biases */
             w[at + j] = (float)v;
         }
         at += n;
@@ -184,22 +195,21 @@ static const char *save(const char *name, const float *v, size_t n)
     return name;
 }
 
-static void write_nets(void)
+/* Network k's weights and tensor list for losses.py. */
+static void write_net(int k)
 {
-    for (int k = 0; k < 4; k++) {
-        char name[64], path[256];
-        snprintf(name, sizeof name, "%s.f32", net_names[k]);
-        write_file(name, weights[k], counts[k] * sizeof(float));
-        snprintf(path, sizeof path, "%s/%s.names", dir, net_names[k]);
-        FILE *f = fopen(path, "w");
-        const lumos__tensor_spec *t;
-        for (size_t i = 0; f && (t = lumos__learned_tensor((lumos_isp_kind)nets[k], i)); i++) {
-            fprintf(f, "%s %d", t->name, t->ndim);
-            for (int d = 0; d < t->ndim; d++) fprintf(f, " %lld", (long long)t->shape[d]);
-            fputc('\n', f);
-        }
-        CHECK(f && fclose(f) == 0, "writing %s", path);
+    char name[64], path[256];
+    snprintf(name, sizeof name, "%s.f32", net_names[k]);
+    write_file(name, weights[k], counts[k] * sizeof(float));
+    snprintf(path, sizeof path, "%s/%s.names", dir, net_names[k]);
+    FILE *f = fopen(path, "w");
+    const lumos__tensor_spec *t;
+    for (size_t i = 0; f && (t = lumos__learned_tensor((lumos_isp_kind)nets[k], i)); i++) {
+        fprintf(f, "%s %d", t->name, t->ndim);
+        for (int d = 0; d < t->ndim; d++) fprintf(f, " %lld", (long long)t->shape[d]);
+        fputc('\n', f);
     }
+    CHECK(f && fclose(f) == 0, "writing %s", path);
 }
 
 /* Runs losses.py on every job and compares each output. */
@@ -246,8 +256,8 @@ static const char *const term_names[4] = {"content", "texture early", "texture d
 static int g_losses(lumos_ctx *ctx, int w, int h, const float *out, const float *ref,
                     const float tw[4], float losses[4], float *grad)
 {
-    return lumos__stage_g_losses(ctx, w, h, out, ref, weights[0], weights[1], weights[2], weights[3],
-                                 d_real, tw, losses, grad);
+    return lumos__stage_g_losses(ctx, w, h, out, ref, weights[MOBILENET], NULL, weights[DISC_EARLY],
+                                 weights[DISC_DEEP], weights[DISC_COLOUR], d_real, tw, losses, grad);
 }
 
 static int check_g(lumos_ctx *ctx, int w, int h)
@@ -433,6 +443,23 @@ static void check_d(lumos_ctx *ctx, int colour, int w, int h)
 
 /* ----------------------------------------------- R1/R2 through adversarial.c */
 
+/* Network k's weights as DIR/NAME.safetensors (path), as the trainer reads
+ * a feature network. */
+static void write_safetensors(lumos_ctx *ctx, int k, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s.safetensors", dir, net_names[k]);
+    const lumos_isp_kind kind = (lumos_isp_kind)nets[k];
+    lumos__weights_entry e[400];
+    size_t n_e = 0, at = 0;
+    const lumos__tensor_spec *t;
+    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)) && n_e < 400; i++) {
+        e[n_e++] = (lumos__weights_entry){t->name, t->ndim, t->shape, weights[k] + at};
+        at += lumos__tensor_elements(t);
+    }
+    CHECK(at == counts[k], "%s: %zu tensors cover %zu of %zu floats", net_names[k], n_e, at, counts[k]);
+    CHECK(lumos__weights_write(ctx, path, e, n_e, NULL) == 0, "%s", lumos_last_error(ctx));
+}
+
 /* The terms of adversarial.c on our networks: the MobileNetV2 through a
  * safetensors file (the terms keep their own copy), the discriminators
  * written over the terms' parameter groups. Then one pair's D loss and
@@ -448,17 +475,7 @@ static void check_d(lumos_ctx *ctx, int colour, int w, int h)
 static void check_pair(lumos_ctx *ctx, int w, int h)
 {
     char path[256];
-    snprintf(path, sizeof path, "%s/mobilenet.safetensors", dir);
-    const lumos_isp_kind mk = (lumos_isp_kind)LUMOS__NET_MOBILENET;
-    lumos__weights_entry e[400];
-    size_t n_e = 0, at = 0;
-    const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(mk, i)) && n_e < 400; i++) {
-        e[n_e++] = (lumos__weights_entry){t->name, t->ndim, t->shape, weights[0] + at};
-        at += lumos__tensor_elements(t);
-    }
-    CHECK(at == counts[0], "mobilenet: %zu tensors cover %zu of %zu floats", n_e, at, counts[0]);
-    CHECK(lumos__weights_write(ctx, path, e, n_e, NULL) == 0, "%s", lumos_last_error(ctx));
+    write_safetensors(ctx, MOBILENET, path, sizeof path);
 
     lumos__gan_options opt;
     lumos__gan_options_init(&opt);
@@ -546,6 +563,96 @@ static void check_pair(lumos_ctx *ctx, int w, int h)
     free(terms);
 }
 
+/* ----------------------------------------------- content on VGG-19 */
+
+/* The content and perceptual terms of adversarial.c with a VGG-19 file
+ * (the MobileNetV2 left random: they do not use it): each term's value and
+ * image gradient against torch's (content against the classical render,
+ * perceptual against the aligned photo), and the content term's slope
+ * along its gradient by central differences (coarse, as in check_g: ReLU
+ * kinks and max-pool switches within the step). Then the MobileNetV2's file
+ * given as the VGG-19 must be refused, naming the file. */
+static void check_content_vgg(lumos_ctx *ctx, int w, int h)
+{
+    random_weights(VGG19);
+    if (have_torch) write_net(VGG19);
+    char vgg_path[256], mbv2_path[256];
+    write_safetensors(ctx, VGG19, vgg_path, sizeof vgg_path);
+    write_safetensors(ctx, MOBILENET, mbv2_path, sizeof mbv2_path);
+    lumos__gan_options opt;
+    lumos__gan_options_init(&opt);
+    opt.content_features = vgg_path;
+    lumos__train_term *terms = NULL;
+    int n_terms = 0;
+    int rc = lumos__gan_terms(ctx, &opt, &terms, &n_terms);
+    CHECK(rc == 0, "gan terms with %s: %s", vgg_path, lumos_last_error(ctx));
+    if (rc) return;
+    const size_t n = (size_t)3 * w * h;
+    float *out = random_image(w, h), *classic = random_image(w, h), *photo = random_image(w, h);
+    float *grad = malloc(n * sizeof(float)), *moved = malloc(n * sizeof(float)),
+          *scratch = malloc(n * sizeof(float));
+    char names[3][64];
+    const float *images[3] = {out, classic, photo};
+    for (int i = 0; i < 3; i++) {
+        snprintf(names[i], sizeof names[i], "vgg_%s_%dx%d.f32",
+                 i == 0 ? "out" : i == 1 ? "classic" : "photo", w, h);
+        save(names[i], images[i], n);
+    }
+    lumos__train_sample sample = {.width = w, .height = h, .classic = classic, .target = photo,
+                                  .aligned = 1};
+    for (int which = 0; which < 2; which++) {
+        const char *name = which ? "perceptual" : "content";
+        const lumos__train_term *term = NULL;
+        for (int i = 0; i < n_terms; i++)
+            if (!strcmp(terms[i].name, name)) term = &terms[i];
+        CHECK(term != NULL, "no %s term", name);
+        if (!term) continue;
+        float value = 0;
+        rc = term->eval(term->state, ctx, &sample, out, &value, grad);
+        CHECK(rc == 0, "%s on VGG-19 %dx%d: %s", name, w, h, lumos_last_error(ctx));
+        if (rc) continue;
+        printf("%s on VGG-19 %dx%d: %.6g\n", name, w, h, value);
+        job *j = new_job();
+        if (have_torch) fprintf(jobs_txt, "vgg %s %d %d %s %s\n", j->id, w, h, names[0], names[1 + which]);
+        expect(j, &value, 1, 0, TOL_VGG, "%s on VGG-19 %dx%d: loss", name, w, h);
+        expect(j, grad, n, 0, TOL_VGG, "%s on VGG-19 %dx%d: d/d(out)", name, w, h);
+        if (which) continue;
+        const double hstep = 1e-2, len = sqrt(dot(grad, grad, n));
+        float up = 0, down = 0;
+        for (size_t i = 0; i < n; i++) moved[i] = out[i] + (float)(hstep * grad[i] / len);
+        rc = term->eval(term->state, ctx, &sample, moved, &up, scratch);
+        for (size_t i = 0; i < n; i++) moved[i] = out[i] - (float)(hstep * grad[i] / len);
+        rc |= term->eval(term->state, ctx, &sample, moved, &down, scratch);
+        CHECK(rc == 0, "%s on VGG-19 (differences): %s", name, lumos_last_error(ctx));
+        double fd = ((double)up - down) / (2 * hstep), err = fabs(fd - len) / len;
+        printf("%s on VGG-19 %dx%d: slope along its gradient %.6g, differences %.6g: %.2e\n", name,
+               w, h, len, fd, err);
+        CHECK(err <= TOL_FD_IMAGE, "%s on VGG-19: slope %.6g vs differences %.6g (%.2e)", name, len,
+              fd, err);
+    }
+    for (int i = 0; i < n_terms; i++) lumos__train_term_free(&terms[i]);
+    free(terms);
+
+    /* another network's file as the VGG-19 */
+    opt.content_features = mbv2_path;
+    rc = lumos__gan_terms(ctx, &opt, &terms, &n_terms);
+    printf("MobileNetV2 file as VGG-19: %s\n", rc ? lumos_last_error(ctx) : "accepted");
+    CHECK(rc == LUMOS_E_FORMAT && strstr(lumos_last_error(ctx), mbv2_path) &&
+              strstr(lumos_last_error(ctx), "VGG-19"),
+          "MobileNetV2 weights as VGG-19: rc %d, \"%s\" (want a format error naming %s)", rc,
+          lumos_last_error(ctx), mbv2_path);
+    if (rc == LUMOS_OK) {
+        for (int i = 0; i < n_terms; i++) lumos__train_term_free(&terms[i]);
+        free(terms);
+    }
+    free(out);
+    free(classic);
+    free(photo);
+    free(grad);
+    free(moved);
+    free(scratch);
+}
+
 int main(int argc, char **argv)
 {
     const char *python = argc > 2 ? argv[1] : NULL, *script = argc > 2 ? argv[2] : NULL;
@@ -565,9 +672,13 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    for (int k = 0; k < 4; k++) random_weights(k);
+    /* VGG-19's weights are drawn last, in check_content_vgg, so that the
+     * other checks keep their draws: drawn here, they moved the images so
+     * that g_losses 32×32 met a MobileNetV2 unit within float32 rounding
+     * of a ReLU6 kink (content gradient 2.9e-3 off torch's) */
+    for (int k = 0; k < VGG19; k++) random_weights(k);
     if (have_torch) {
-        write_nets();
+        for (int k = 0; k < VGG19; k++) write_net(k);
         char path[256];
         snprintf(path, sizeof path, "%s/jobs.txt", dir);
         jobs_txt = fopen(path, "w");
@@ -590,6 +701,8 @@ int main(int argc, char **argv)
     check_d(ctx, 1, 48, 40);
     check_d(ctx, 1, 32, 32);
     check_pair(ctx, 48, 40);
+    /* 48×40: the last stage's pool floors an odd side (5 → 2) */
+    check_content_vgg(ctx, 48, 40);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("C side: %.1f s\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
     if (have_torch) run_torch(python, script);
@@ -597,7 +710,7 @@ int main(int argc, char **argv)
     printf("total: %.1f s\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
     for (int i = 0; i < n_jobs; i++)
         for (int k = 0; k < jobs[i].n; k++) free(jobs[i].s[k].c);
-    for (int k = 0; k < 4; k++) free(weights[k]);
+    for (int k = 0; k < N_NETS; k++) free(weights[k]);
     lumos_ctx_free(ctx);
     char cmd[300];
     if (failures) {

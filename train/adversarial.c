@@ -1,4 +1,5 @@
-/* adversarial.c — content, texture and colour terms (see adversarial.h). */
+/* adversarial.c — content, texture, colour and perceptual terms (see
+ * adversarial.h). */
 #include "train/adversarial.h"
 
 #include <math.h>
@@ -20,11 +21,12 @@ static const int disc_net[N_DISC] = {LUMOS__NET_DISC_TEXTURE_EARLY, LUMOS__NET_D
                                      LUMOS__NET_DISC_COLOUR};
 static const char *const disc_name[N_DISC] = {"D_texture_early", "D_texture_deep", "D_colour"};
 
-/* What the three terms share: the frozen feature network and the
+/* What the terms share: the frozen feature networks and the
  * discriminators (weights, and the gradients their d_steps fill). */
 typedef struct shared {
     int refs;
     float *features;
+    float *content_vgg; /* content and perceptual's VGG-19; NULL: features */
     float *d[N_DISC], *grad[N_DISC];
     size_t n[N_DISC];
     lumos__train_params groups[N_DISC];
@@ -51,6 +53,7 @@ static void shared_free(shared *sh)
 {
     if (!sh || --sh->refs > 0) return;
     free(sh->features);
+    free(sh->content_vgg);
     for (int i = 0; i < MAX_SIDE_BY_SIDE; i++) lumos_ctx_free(sh->side_ctx[i]);
     for (int k = 0; k < N_DISC; k++) {
         free(sh->d[k]);
@@ -73,6 +76,23 @@ static void random_features(float *flat, uint64_t *rng)
             flat[at + k] = t->ndim == 4 ? (float)((2 * lumos__rng_uniform(rng) - 1) * bound) : ones ? 1.f : 0.f;
         at += n;
     }
+}
+
+/* The content terms' VGG-19; a file of another network is refused as such
+ * (the loader names the file and the first tensor that does not fit). */
+static int load_content_vgg(lumos_ctx *ctx, const char *path, shared *sh)
+{
+    const lumos_isp_kind vgg = (lumos_isp_kind)LUMOS__NET_VGG19;
+    sh->content_vgg = malloc(count_of(LUMOS__NET_VGG19) * sizeof(float));
+    if (!sh->content_vgg) return lumos__fail(ctx, LUMOS_E_NOMEM, "training terms: out of memory");
+    int rc = lumos__flat_from_safetensors(ctx, vgg, path, 0, sh->content_vgg, NULL);
+    if (rc == LUMOS_E_FORMAT) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", lumos_last_error(ctx));
+        rc = lumos__fail(ctx, rc, "%s is not a VGG-19 in torchvision's layout "
+                         "(vgg19().state_dict() saved with safetensors): %s", path, why);
+    }
+    return rc;
 }
 
 static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s, const float *out,
@@ -103,6 +123,7 @@ int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_t
         rc = lumos__flat_from_safetensors(ctx, (lumos_isp_kind)LUMOS__NET_MOBILENET, o->features, 0,
                                           sh->features, NULL);
     else random_features(sh->features, &rng);
+    if (rc == LUMOS_OK && o->content_features) rc = load_content_vgg(ctx, o->content_features, sh);
     for (int k = 0; rc == LUMOS_OK && k < N_DISC; k++) {
         sh->n[k] = count_of(disc_net[k]);
         sh->d[k] = malloc(sh->n[k] * sizeof(float));
@@ -158,6 +179,13 @@ nomem:
     }
     free(terms);
     return lumos__fail(ctx, LUMOS_E_NOMEM, "training terms: out of memory");
+}
+
+const char *lumos__gan_content_net(const lumos__train_term *t)
+{
+    const term_state *ts = t->eval == terms_eval ? t->state : NULL;
+    if (!ts || (ts->which != TERM_CONTENT && ts->which != TERM_PERCEPTUAL)) return NULL;
+    return ts->sh->content_vgg ? "vgg19" : "mobilenet";
 }
 
 /* Scratch of one discriminator call on an image of width×height. */
@@ -236,7 +264,7 @@ static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s,
     /* content compares with the classical render; perceptual (paired) with
      * the aligned target photo */
     const float *ref = ts->which == TERM_PERCEPTUAL ? s->target : s->classic;
-    rc = lumos__stage_g_losses(ctx, s->width, s->height, out, ref, sh->features,
+    rc = lumos__stage_g_losses(ctx, s->width, s->height, out, ref, sh->features, sh->content_vgg,
                                sh->d[D_EARLY], sh->d[D_DEEP], sh->d[D_COLOUR], d_real, weight,
                                losses, grad_out);
     if (rc) return rc;

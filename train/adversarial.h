@@ -4,12 +4,15 @@
  *
  *   "content"  mean squared distance of MobileNetV2 features[11] between
  *              the lightness (CIE L*) of the output and of the classical
- *              render of the same mosaic;
+ *              render of the same mosaic; with content_features, of VGG-19
+ *              relu5_4 (the method's) of L* / 100 in torchvision's input
+ *              convention (ImageNet mean and std);
  *   "texture"  the relativistic pairing GAN loss of two discriminators on
  *              features[1] and features[7] of the lightness images;
  *   "colour"   the same with one discriminator on features[11] of images
  *              blurred by a 21×21 Gaussian (σ 3);
- *   "perceptual" (paired mode) as content, against the aligned target photo.
+ *   "perceptual" (paired mode) as content (the same network), against the
+ *              aligned target photo.
  *
  * The generator's loss of a discriminator D on a pair (real r, fake f) is
  * softplus(−(D(f) − D(r))); D's loss is softplus(−(D(r) − D(f))) +
@@ -38,6 +41,8 @@
 typedef struct lumos__gan_options {
     const char *features;  /* MobileNetV2 safetensors (train/fetch-mobilenet.sh);
                               NULL: a random network of the same shape (tests) */
+    const char *content_features; /* VGG-19 safetensors in torchvision's layout for
+                                     content and perceptual; NULL: the MobileNetV2 */
     uint64_t seed;         /* discriminator (and random feature) init */
     float gamma;           /* R1 + R2 weight, 10 */
     float fd_step;         /* h of the R1/R2 differences (exact for any h; 1: least
@@ -47,9 +52,14 @@ typedef struct lumos__gan_options {
 void lumos__gan_options_init(lumos__gan_options *o);
 
 /* The terms "content", "texture", "colour" and "perceptual" (weights 1),
- * sharing one feature network: *out malloc'ed (*n terms); free each with
+ * sharing the feature networks: *out malloc'ed (*n terms); free each with
  * lumos__train_term_free, then free(*out). */
 int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_term **out, int *n);
+
+/* The feature network of a content or perceptual term made by
+ * lumos__gan_terms ("vgg19" or "mobilenet"); NULL for any other term (the
+ * trainer's checkpoints record it). */
+const char *lumos__gan_content_net(const lumos__train_term *t);
 
 /* For tests: one (fake, real) pair's discriminator loss through the
  * "texture" or "colour" term's state (term.state); its parameter gradient

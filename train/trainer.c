@@ -781,11 +781,14 @@ static void meta_text(const trainer *t, double elapsed, char *buf, size_t n)
 {
     char terms[1024];
     terms_text(t, terms, sizeof terms, 1);
+    const char *content = "none"; /* the content and perceptual terms' network */
+    for (int i = 0; i < t->n_terms; i++)
+        if (lumos__gan_content_net(&t->terms[i])) content = lumos__gan_content_net(&t->terms[i]);
     snprintf(buf, n,
              "lumos train 1\nnet=%s\nmode=%s\ninput=%s\ncrop=%d\nbatch=%d\nseed=%" PRIu64
-             "\nterms=%s\ndata=%zu:%016" PRIx64 "\nelapsed=%.3f\n",
+             "\nterms=%s\ncontent_net=%s\ndata=%zu:%016" PRIx64 "\nelapsed=%.3f\n",
              lumos_isp_name(t->o->net), mode_name(t->o->mode), lumos_net_input_name(t->o->input),
-             t->o->crop, t->o->batch, t->o->seed, terms, t->n_train, t->data_hash, elapsed);
+             t->o->crop, t->o->batch, t->o->seed, terms, content, t->n_train, t->data_hash, elapsed);
 }
 
 /* The value of "key=" in meta into buf ("" if absent). */
@@ -860,12 +863,15 @@ static int resume(trainer *t)
     /* The options that shape the state (and the data order) must agree. */
     static const char *const keys[][2] = {
         {"net", "--net"},     {"mode", "--mode"}, {"input", "--input"},
-        {"crop", "--crop"},   {"batch", "--batch"}, {"seed", "--seed"}};
+        {"crop", "--crop"},   {"batch", "--batch"}, {"seed", "--seed"},
+        {"content_net", "the content network"}};
     for (size_t k = 0; rc == LUMOS_OK && k < sizeof keys / sizeof *keys; k++) {
         meta_value(ck.meta, keys[k][0], was, sizeof was);
+        meta_value(now, keys[k][0], is, sizeof is);
         if (!was[0] && !strcmp(keys[k][0], "input")) /* from before the mode existed */
             snprintf(was, sizeof was, "%s", lumos_net_input_name(LUMOS_INPUT_SENSOR));
-        meta_value(now, keys[k][0], is, sizeof is);
+        if (!was[0] && !strcmp(keys[k][0], "content_net")) /* from before VGG-19: not it */
+            snprintf(was, sizeof was, "%s", strcmp(is, "vgg19") ? is : "mobilenet or none");
         if (strcmp(was, is))
             rc = lumos__fail(t->ctx, LUMOS_E_ARG,
                              "%s: the checkpoint was made with %s %s, this run has %s %s", path,

@@ -5,7 +5,7 @@ generators/loss_generator.cpp, for tests/test_losses.c.
     losses.py DIR
 
 DIR holds, per network NET in (mobilenet, disc_texture_early,
-disc_texture_deep, disc_colour), NET.f32 (the flat weight buffer, float32)
+disc_texture_deep, disc_colour, vgg19), NET.f32 (the flat weight buffer, float32)
 and NET.names (one "name ndim d0 .. d(ndim-1)" line per tensor, in flat
 order), images as float32 (H, W, 3) interleaved (c fastest), feature maps as
 float32 (fh, fw, C), and jobs.txt, one job a line:
@@ -17,6 +17,10 @@ float32 (fh, fw, C), and jobs.txt, one job a line:
         -> scores[2], dDe/dθ, dDd/dθ, dDe/d(F1), dDd/d(F7)
     dc ID W H IMG EPS P
         -> score, dDc/dθ, dDc/d(F11)
+    vgg ID W H OUT REF
+        -> the content loss on VGG-19, mean((relu5_4(v(OUT)) - relu5_4(v(REF)))^2)
+           with v = (L*/100 repeated to 3 channels - ImageNet mean) / std,
+           then its gradient with respect to OUT (H, W, 3)
     pair ID texture|colour W H FAKE REAL GAMMA H
         -> per discriminator: loss softplus(D(f) − D(r)) + γ/2 (‖∇D(r)‖² +
            ‖∇D(f)‖²), then per discriminator its parameter gradient, then
@@ -30,9 +34,11 @@ and writes DIR/ID.f64 (float64, the values above back to back).
 The feature network is torchvision's mobilenet_v2().features[:12] (BN eps
 1e-3, eval) with TF "same" padding on its stride-2 convs (computed per input
 size: even sizes pad bottom/right only, odd ones both sides), so the tensor
-names of isp_nets.def are checked against torchvision's module tree too. The
-discriminators and the preprocessing are written out from the generator's
-header comment and isp_nets.def.
+names of isp_nets.def are checked against torchvision's module tree too; the
+content network of the vgg jobs is torchvision's vgg19(weights=None)
+.features[:36] (through relu5_4), loaded strictly. The discriminators and
+the preprocessing are written out from the generator's header comment and
+isp_nets.def.
 """
 import math
 import sys
@@ -43,11 +49,13 @@ import torch.nn.functional as F
 import torchvision
 
 torch.set_default_dtype(torch.float64)
+torch.set_num_threads(2)   # Debian's torch starts with 1 here
 
 D3 = 216.0 / 24389.0                       # CIE: (6/29)^3
 KLIN = 1.0 / (3.0 * (6.0 / 29.0) ** 2)     # slope of f below D3
 LUMA = (0.2126, 0.7152, 0.0722)            # linear sRGB -> Y
 TAP_EARLY, TAP_DEEP, TAP_LAST = 1, 7, 11
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def load_net(d, net):
@@ -96,6 +104,16 @@ def mobilenet(state):
     return feats.eval()
 
 
+def vgg19(state):
+    """torchvision's VGG-19 to relu5_4 (features[:36]) with these weights."""
+    feats = torchvision.models.vgg19(weights=None).features[:36].double()
+    assert all(k.startswith("features.") for k in state)
+    feats.load_state_dict({k[len("features."):]: v for k, v in state.items()})
+    for p in feats.parameters():
+        p.requires_grad_(False)
+    return feats.eval()
+
+
 def taps(feats, x):
     out = []
     for m in feats:
@@ -108,13 +126,24 @@ def srgb_to_linear(v):
     return torch.where(v <= 0.04045, v / 12.92, ((v.clamp(min=0) + 0.055) / 1.055) ** 2.4)
 
 
-def lightness(img):
-    """CIE L* of the linear luminance, L*/50 - 1, repeated to 3 channels."""
+def lstar(img):
+    """CIE L* of the linear luminance, (N, 1, H, W)."""
     lin = srgb_to_linear(img)
     y = LUMA[0] * lin[:, 0] + LUMA[1] * lin[:, 1] + LUMA[2] * lin[:, 2]
     fy = torch.where(y > D3, y.clamp(min=D3) ** (1.0 / 3.0), y * KLIN + 4.0 / 29.0)
-    l = (116.0 * fy - 16.0) / 50.0 - 1.0
-    return l.unsqueeze(1).expand(-1, 3, -1, -1)
+    return (116.0 * fy - 16.0).unsqueeze(1)
+
+
+def lightness(img):
+    """L*/50 - 1, repeated to 3 channels (MobileNetV2's input)."""
+    return (lstar(img) / 50.0 - 1.0).expand(-1, 3, -1, -1)
+
+
+def vgg_lightness(img):
+    """L*/100 repeated to 3 channels, normalised as torchvision's ImageNet inputs."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return ((lstar(img) / 100.0).expand(-1, 3, -1, -1) - mean) / std
 
 
 def blurred(img):
@@ -186,6 +215,7 @@ def main():
         for t in p.values():
             t.requires_grad_(True)
     de, dd, dc = nets["disc_texture_early"], nets["disc_texture_deep"], nets["disc_colour"]
+    vgg = None   # built on the first vgg job
 
     for line in open(f"{d}/jobs.txt"):
         f = line.split()
@@ -212,6 +242,15 @@ def main():
             out.append(torch.stack([l.detach() for l in losses]))
             for wv in tw:
                 out.append(flat_map(sum(wi * g for wi, g in zip(wv, grads))))
+        elif kind == "vgg":
+            w, h = int(f[2]), int(f[3])
+            if vgg is None:
+                vgg = vgg19(load_net(d, "vgg19"))
+            x = image(d, f[4], w, h).requires_grad_(True)
+            with torch.no_grad():
+                target = vgg(vgg_lightness(image(d, f[5], w, h)))
+            loss = ((vgg(vgg_lightness(x)) - target) ** 2).mean()
+            out += [loss.detach().view(1), flat_map(torch.autograd.grad(loss, x)[0])]
         elif kind in ("dt", "dc"):
             w, h = int(f[2]), int(f[3])
             img = image(d, f[4], w, h)
