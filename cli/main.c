@@ -135,6 +135,8 @@ static const char usage_train[] =
     "  --d-every K            a discriminator step every K generator steps (default 10)\n"
     "  --seed S               the seed of every random choice (default 1)\n"
     "  --threads N            samples processed at once (default: one per core)\n"
+    "  --cache-mb N           decoded photos kept in memory for their next visit\n"
+    "                         (default 2048; 0: decode every time)\n"
     "\n"
     "progress and resuming:\n"
     "  --log FILE             CSV log: step, seconds, each term's value and gradient\n"
@@ -840,6 +842,8 @@ static int cmd_train(int argc, char **argv)
             o.seed = seed;
         } else if (is_option(argc, argv, &i, "--threads", "-j", &v)) {
             o.threads = parse_int("--threads", v, 1, 256);
+        } else if (is_option(argc, argv, &i, "--cache-mb", NULL, &v)) {
+            o.cache_mb = (size_t)parse_int("--cache-mb", v, 0, 1 << 24);
         } else if (is_option(argc, argv, &i, "--log", NULL, &v)) {
             o.log = v;
         } else if (is_option(argc, argv, &i, "--preview", NULL, &v)) {

@@ -124,7 +124,7 @@ static void test_scores(void)
 
 static void test_heldout(lumos_ctx *ctx, const char *photo)
 {
-    lumos__item it = {LUMOS__ITEM_PHOTO, photo, {0}, NULL};
+    lumos__item it = {.kind = LUMOS__ITEM_PHOTO, .path = photo};
     if (lumos_image_read(ctx, photo, &it.photo)) {
         CHECK(0, "%s: %s", photo, lumos_last_error(ctx));
         return;
@@ -160,7 +160,7 @@ static void test_heldout(lumos_ctx *ctx, const char *photo)
     CHECK(lumos__train_heldout_make(ctx, &it, 4096, 1, &h) == LUMOS_E_ARG &&
               strstr(lumos_last_error(ctx), "smaller"),
           "a crop larger than the photo: %s", lumos_last_error(ctx));
-    lumos__item raw = {LUMOS__ITEM_RAW, "x.dng", {0}, NULL};
+    lumos__item raw = {.kind = LUMOS__ITEM_RAW, .path = "x.dng"};
     CHECK(lumos__train_heldout_make(ctx, &raw, 64, 1, &h) == LUMOS_E_ARG, "a RAW item taken");
     lumos_image_free(&it.photo);
 }

@@ -20,7 +20,7 @@ quick=(--net efficient --data "$T/data" --crop 32 --batch 2 --threads 2 --terms 
 expect 0 "--help" -- "$LUMOS" --help
 grep -q "train" "$T/out" || fail "lumos --help does not list train"
 expect 0 "train --help" -- "$LUMOS" train --help
-for o in --net --data --out --resume --checkpoint-every --preview-every --terms 130; do
+for o in --net --input --data --out --resume --checkpoint-every --preview-every --terms 130; do
     grep -q -- "$o" "$T/out" || fail "train --help misses $o"
 done
 expect 2 "no --net" -- "$LUMOS" train --data "$T/data" --out "$T/w.safetensors"
@@ -32,6 +32,7 @@ expect 2 "odd --crop" -- "$LUMOS" train "${quick[@]}" --crop 33 --out "$T/w.safe
 expect 2 "--batch 0" -- "$LUMOS" train "${quick[@]}" --batch 0 --out "$T/w.safetensors"
 expect 2 "bad --lr-g" -- "$LUMOS" train "${quick[@]}" --lr-g fast --out "$T/w.safetensors"
 expect 2 "bad --mode" -- "$LUMOS" train "${quick[@]}" --mode both --out "$T/w.safetensors"
+expect 2 "bad --input" -- "$LUMOS" train "${quick[@]}" --input infrared --out "$T/w.safetensors"
 expect 2 "unknown option" -- "$LUMOS" train "${quick[@]}" --frobnicate --out "$T/w.safetensors"
 expect 2 "stray argument" -- "$LUMOS" train "${quick[@]}" --out "$T/w.safetensors" extra
 expect 2 "--resume without --checkpoint" -- "$LUMOS" train "${quick[@]}" --resume --out "$T/w.safetensors"
@@ -47,6 +48,9 @@ grep -q "nowhere" "$T/err" || fail "missing data not named: $(cat "$T/err")"
 expect 1 "missing feature network" -- "$LUMOS" train --net efficient --data "$T/data" \
     --features "$T/no-features.safetensors" --out "$T/w.safetensors"
 grep -q "no-features.safetensors.*fetch-mobilenet" "$T/err" || fail "missing features not said: $(cat "$T/err")"
+expect 1 "missing VGG-19" -- "$LUMOS" train "${quick[@]}" --terms content,tv \
+    --content-features "$T/no-vgg.safetensors" --out "$T/w.safetensors"
+grep -q "no-vgg.safetensors" "$T/err" || fail "missing VGG-19 not named: $(cat "$T/err")"
 printf 'LUMOSCKP but not really' >"$T/bad.ckp"
 expect 1 "damaged checkpoint" -- "$LUMOS" train "${quick[@]}" --checkpoint "$T/bad.ckp" --resume --out "$T/w.safetensors"
 grep -q "bad.ckp" "$T/err" || fail "damaged checkpoint not named: $(cat "$T/err")"
@@ -57,6 +61,15 @@ expect 0 "3 steps" -- "$LUMOS" train "${quick[@]}" --steps 3 --out "$T/w.safeten
 [ -s "$T/w.safetensors" ] || fail "no weights written"
 [ "$(wc -l <"$T/log.csv")" -eq 4 ] || fail "log: $(cat "$T/log.csv")"
 grep -q "trained at step 3 of 3" "$T/err" || fail "no summary: $(cat "$T/err")"
+head -c 1024 "$T/w.safetensors" | grep -Eq '"lumos_input": ?"sensor"' || fail "weights do not say sensor"
+
+# ---- the camera-agnostic input: recorded in the weights, refused where it does not match
+expect 0 "agnostic" -- "$LUMOS" train "${quick[@]}" --input agnostic --steps 2 --out "$T/a.safetensors"
+head -c 1024 "$T/a.safetensors" | grep -Eq '"lumos_input": ?"agnostic"' || fail "weights do not say agnostic"
+expect 1 "--init of another input" -- "$LUMOS" train "${quick[@]}" --init "$T/a.safetensors" \
+    --steps 1 --out "$T/b.safetensors"
+grep -q "a.safetensors: weights for the agnostic input" "$T/err" || fail "init mismatch: $(cat "$T/err")"
+[ ! -e "$T/b.safetensors" ] || fail "a refused --init wrote weights"
 
 # ---- Ctrl-C: ends after the step, writes checkpoint and weights, exit 130
 "$LUMOS" train "${quick[@]}" --steps 100000 --out "$T/i.safetensors" --checkpoint "$T/i.ckp" \
@@ -78,6 +91,9 @@ expect 0 "resume after SIGINT" -- "$LUMOS" train "${quick[@]}" --steps $((done_s
 expect 1 "resume with another --net" -- "$LUMOS" train "${quick[@]}" --net robust --steps 9 \
     --out "$T/i.safetensors" --checkpoint "$T/i.ckp" --resume
 grep -q "i.ckp: a checkpoint of the efficient network" "$T/err" || fail "net mismatch: $(cat "$T/err")"
+expect 1 "resume with another --input" -- "$LUMOS" train "${quick[@]}" --input agnostic --steps 9 \
+    --out "$T/i.safetensors" --checkpoint "$T/i.ckp" --resume
+grep -q "made with --input sensor" "$T/err" || fail "input mismatch: $(cat "$T/err")"
 left=$(find "$T" -name '.*.part*' | head -n 3)
 [ -z "$left" ] || fail "temporary files left: $left"
 

@@ -631,6 +631,71 @@ static void test_bad_files(lumos_ctx *ctx, const char *tmp)
     lumos__dataset_free(ds);
 }
 
+/* The decoded-photo cache: a hit lends the very image kept, a held image is
+ * never evicted, least recently used ones are, and what is lent is what a
+ * fresh decode gives. Three photos of ~3.7 KB, a budget for two. */
+static void test_cache(lumos_ctx *ctx, const char *tmp)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/bad", tmp); /* test_bad_files' good_* photos */
+    const char *src[] = {dir};
+    lumos__dataset *ds = NULL, *plain = NULL;
+    CHECK(lumos__dataset_open(ctx, src, 1, &ds) == LUMOS_OK, "%s", lumos_last_error(ctx));
+    CHECK(lumos__dataset_open(ctx, src, 1, &plain) == LUMOS_OK, "%s", lumos_last_error(ctx));
+    if (!ds || !plain) return;
+    lumos__dataset_set_cache(ds, 8000);
+    size_t good[3], n_good = 0;
+    int split = -1;
+    for (int s = 0; s < 2 && n_good < 3; s++) {
+        n_good = 0;
+        for (size_t i = 0; i < lumos__dataset_count(ds, s) && n_good < 3; i++)
+            if (strstr(lumos__dataset_name(ds, s, i), "/good_")) good[n_good++] = i;
+        split = s;
+    }
+    CHECK(n_good == 3, "the three good photos are not in one split");
+    if (n_good != 3) goto done;
+    lumos__item a[3], b[3];
+    /* same pixels as a fresh decode */
+    for (int k = 0; k < 3; k++) {
+        lumos__item fresh;
+        CHECK(lumos__dataset_load(ctx, ds, split, good[k], &a[k]) == LUMOS_OK, "%s", lumos_last_error(ctx));
+        CHECK(lumos__dataset_load(ctx, plain, split, good[k], &fresh) == LUMOS_OK, "%s", lumos_last_error(ctx));
+        CHECK(!fresh.cached, "a dataset without a budget cached");
+        CHECK(a[k].photo.width == fresh.photo.width &&
+                  !memcmp(a[k].photo.data, fresh.photo.data, fresh.photo.stride * fresh.photo.height),
+              "photo %d differs from a fresh decode", k);
+        lumos__item_free(&fresh);
+        lumos__item_free(&a[k]);
+    }
+    /* now 1 and 2 are kept (0 was the least recently used): hits lend the same image */
+    for (int k = 1; k < 3; k++) {
+        lumos__dataset_load(ctx, ds, split, good[k], &a[k]);
+        lumos__dataset_load(ctx, ds, split, good[k], &b[k]);
+        CHECK(a[k].cached && a[k].photo.data == b[k].photo.data, "photo %d: no hit", k);
+        lumos__item_free(&b[k]);
+    }
+    /* 1 and 2 held: 0 cannot be kept and is decoded on its own, twice */
+    lumos__dataset_load(ctx, ds, split, good[0], &a[0]);
+    lumos__dataset_load(ctx, ds, split, good[0], &b[0]);
+    CHECK(!a[0].cached && a[0].photo.data != b[0].photo.data, "a held photo was evicted");
+    lumos__item_free(&a[0]);
+    lumos__item_free(&b[0]);
+    lumos__item_free(&a[2]);
+    /* 2 let go: 0 takes its place, 1 (held) stays */
+    lumos__dataset_load(ctx, ds, split, good[0], &a[0]);
+    lumos__dataset_load(ctx, ds, split, good[0], &b[0]);
+    CHECK(a[0].cached && a[0].photo.data == b[0].photo.data, "photo 0 not kept after an eviction");
+    lumos__dataset_load(ctx, ds, split, good[1], &b[1]);
+    CHECK(b[1].photo.data == a[1].photo.data, "the held photo 1 was evicted");
+    for (int k = 0; k < 2; k++) {
+        lumos__item_free(&a[k]);
+        lumos__item_free(&b[k]);
+    }
+done:
+    lumos__dataset_free(ds);
+    lumos__dataset_free(plain);
+}
+
 static void remove_tree(const char *tmp)
 {
     char cmd[4200];
@@ -653,6 +718,7 @@ int main(int argc, char **argv)
     if (mkdtemp(tmp)) {
         test_split(ctx, tmp);
         test_bad_files(ctx, tmp);
+        test_cache(ctx, tmp);
         remove_tree(tmp);
     } else {
         CHECK(0, "mkdtemp failed");

@@ -2,6 +2,7 @@
 #include "train/data.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,23 @@
 /* Deeper than any photo tree; stops a symlink loop. */
 enum { MAX_DEPTH = 16 };
 
+/* A decoded photo kept for the next visit (decoding a 16 MP JPEG costs more
+ * than a training sample's whole loss): per item, least recently used out
+ * first, within a byte budget. */
+typedef struct cached_photo {
+    lumos_image img; /* data NULL: not cached */
+    size_t bytes;
+    uint64_t last_use;
+    int refs;        /* items lent out */
+} cached_photo;
+
 struct lumos__dataset {
     char **paths[2]; /* per split, sorted */
     size_t count[2];
+    pthread_mutex_t lock; /* the cache */
+    cached_photo *cache[2];
+    size_t cache_budget, cache_bytes;
+    uint64_t clock;
 };
 
 uint64_t lumos__fnv1a64(const char *s)
@@ -190,6 +205,7 @@ int lumos__dataset_open(lumos_ctx *ctx, const char *const sources[], int n,
     }
     lumos__dataset *ds = rc == LUMOS_OK ? calloc(1, sizeof *ds) : NULL;
     if (rc == LUMOS_OK && !ds) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "dataset: out of memory");
+    if (ds) pthread_mutex_init(&ds->lock, NULL);
     if (rc == LUMOS_OK) {
         for (int s = 0; s < 2 && rc == LUMOS_OK; s++)
             if (all.n && !(ds->paths[s] = malloc(all.n * sizeof(char *))))
@@ -225,9 +241,14 @@ void lumos__dataset_free(lumos__dataset *ds)
 {
     if (!ds) return;
     for (int s = 0; s < 2; s++) {
-        for (size_t i = 0; i < ds->count[s]; i++) free(ds->paths[s][i]);
+        for (size_t i = 0; i < ds->count[s]; i++) {
+            free(ds->paths[s][i]);
+            if (ds->cache[s]) lumos_image_free(&ds->cache[s][i].img);
+        }
         free(ds->paths[s]);
+        free(ds->cache[s]);
     }
+    pthread_mutex_destroy(&ds->lock);
     free(ds);
 }
 
@@ -265,6 +286,59 @@ static int to_rgb(lumos_ctx *ctx, const char *path, lumos_image *img)
     return LUMOS_OK;
 }
 
+/* ------------------------------------------------------------ the cache */
+
+void lumos__dataset_set_cache(lumos__dataset *ds, size_t bytes) { ds->cache_budget = bytes; }
+
+/* Lends item i's cached photo to out; 0 if it is not cached. */
+static int cache_lend(lumos__dataset *ds, lumos__split split, size_t i, lumos__item *out)
+{
+    pthread_mutex_lock(&ds->lock);
+    cached_photo *c = ds->cache[split] ? &ds->cache[split][i] : NULL;
+    int hit = c && c->img.data;
+    if (hit) {
+        c->refs++;
+        c->last_use = ++ds->clock;
+        out->photo = c->img;
+        out->cached = ds;
+        out->split = split;
+        out->index = i;
+    }
+    pthread_mutex_unlock(&ds->lock);
+    return hit;
+}
+
+/* Keeps out's freshly decoded photo, if the budget allows after evicting
+ * the least recently used photos nobody holds; out then borrows it. */
+static void cache_keep(lumos__dataset *ds, lumos__split split, size_t i, lumos__item *out)
+{
+    const size_t bytes = out->photo.stride * (size_t)out->photo.height;
+    pthread_mutex_lock(&ds->lock);
+    if (!ds->cache[split] && bytes <= ds->cache_budget)
+        ds->cache[split] = calloc(ds->count[split], sizeof *ds->cache[split]);
+    while (ds->cache[split] && ds->cache_bytes + bytes > ds->cache_budget) {
+        cached_photo *oldest = NULL;
+        for (int s = 0; s < 2; s++)
+            for (size_t k = 0; ds->cache[s] && k < ds->count[s]; k++) {
+                cached_photo *c = &ds->cache[s][k];
+                if (c->img.data && c->refs == 0 && (!oldest || c->last_use < oldest->last_use))
+                    oldest = c;
+            }
+        if (!oldest) break;
+        ds->cache_bytes -= oldest->bytes;
+        lumos_image_free(&oldest->img);
+    }
+    if (ds->cache[split] && ds->cache_bytes + bytes <= ds->cache_budget) {
+        cached_photo *c = &ds->cache[split][i];
+        *c = (cached_photo){out->photo, bytes, ++ds->clock, 1};
+        ds->cache_bytes += bytes;
+        out->cached = ds;
+        out->split = split;
+        out->index = i;
+    }
+    pthread_mutex_unlock(&ds->lock);
+}
+
 int lumos__dataset_load(lumos_ctx *ctx, const lumos__dataset *ds, lumos__split split, size_t i,
                         lumos__item *out)
 {
@@ -281,10 +355,13 @@ int lumos__dataset_load(lumos_ctx *ctx, const lumos__dataset *ds, lumos__split s
             out->raw = NULL;
             rc = lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: not a Bayer mosaic", path);
         }
+    } else if (cache_lend((lumos__dataset *)ds, split, i, out)) {
+        rc = LUMOS_OK;
     } else {
         rc = lumos_image_read(ctx, path, &out->photo);
         if (rc == LUMOS_OK) rc = to_rgb(ctx, path, &out->photo);
         if (rc != LUMOS_OK) lumos_image_free(&out->photo);
+        if (rc == LUMOS_OK) cache_keep((lumos__dataset *)ds, split, i, out);
     }
     if (rc != LUMOS_OK) {
         memset(out, 0, sizeof *out);
@@ -298,6 +375,13 @@ int lumos__dataset_load(lumos_ctx *ctx, const lumos__dataset *ds, lumos__split s
 void lumos__item_free(lumos__item *item)
 {
     if (!item) return;
+    if (item->cached) {
+        lumos__dataset *ds = item->cached;
+        pthread_mutex_lock(&ds->lock);
+        ds->cache[item->split][item->index].refs--;
+        pthread_mutex_unlock(&ds->lock);
+        item->photo.data = NULL; /* the cache's */
+    }
     lumos_image_free(&item->photo);
     lumos_raw_free(item->raw);
     memset(item, 0, sizeof *item);

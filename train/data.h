@@ -53,9 +53,17 @@ const char *lumos__dataset_name(const lumos__dataset *ds, lumos__split split, si
 typedef struct lumos__item {
     lumos__item_kind kind;
     const char *path;   /* the dataset's string */
-    lumos_image photo;  /* PHOTO: 8/16-bit RGB (gray expanded to RGB) */
+    lumos_image photo;  /* PHOTO: 8/16-bit RGB (gray expanded to RGB); read only */
     lumos_raw *raw;     /* RAW: a Bayer mosaic */
+    lumos__dataset *cached; /* photo lent by this dataset's cache, or NULL */
+    int split;
+    size_t index;
 } lumos__item;
+
+/* Keeps up to `bytes` of decoded photos for the next loads of the same
+ * items (0, the default: none). Loads then lend the cached image: items
+ * must be freed (lumos__item_free) before the dataset. */
+void lumos__dataset_set_cache(lumos__dataset *ds, size_t bytes);
 
 /* Reads item i of the split. A file that cannot be read, is damaged, or is
  * a non-Bayer RAW returns its error (lumos_last_error names the file) and

@@ -188,6 +188,7 @@ void lumos__train_options_init(lumos__train_options *o)
     memset(o, 0, sizeof *o);
     o->net = LUMOS_ISP_EFFICIENT;
     o->mode = LUMOS__TRAIN_UNPAIRED;
+    o->cache_mb = 2048;
     o->steps = 10000;
     o->batch = 8;
     o->crop = 128;
@@ -1131,6 +1132,7 @@ static int setup(trainer *t)
     const lumos__train_options *o = t->o;
     int rc = lumos__dataset_open(t->ctx, o->sources, o->n_sources, &t->ds);
     if (rc) return rc;
+    lumos__dataset_set_cache(t->ds, o->cache_mb << 20);
     t->n_train = lumos__dataset_count(t->ds, LUMOS__SPLIT_TRAIN);
     t->data_hash = hash_train_split(t);
     t->bad = calloc(t->n_train ? t->n_train : 1, 1);

@@ -125,6 +125,7 @@ typedef struct lumos__train_options {
     int d_every;                   /* discriminator steps every K generator steps (10) */
     uint64_t seed;                 /* 1 */
     int threads;                   /* samples processed at once (0: every core) */
+    size_t cache_mb;               /* decoded photos kept for their next visit (2048; 0: none) */
     const lumos__train_term *terms;/* NULL: lumos__train_default_terms(mode) */
     int n_terms;
     const char *log;               /* CSV log, appended on resume; NULL: none */
