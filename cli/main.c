@@ -819,7 +819,7 @@ static int cmd_train(int argc, char **argv)
         } else if (is_option(argc, argv, &i, "--features", NULL, &v)) {
             o.features = v;
         } else if (is_option(argc, argv, &i, "--content-features", NULL, &v)) {
-            content_features = v;
+            content_features = o.content_features = v;
         } else if (is_option(argc, argv, &i, "--steps", NULL, &v)) {
             o.steps = (uint64_t)parse_int("--steps", v, 1, INT_MAX);
         } else if (is_option(argc, argv, &i, "--batch", NULL, &v)) {

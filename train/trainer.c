@@ -1055,6 +1055,7 @@ static int setup_terms(trainer *t)
         lumos__gan_options gan;
         lumos__gan_options_init(&gan);
         gan.features = o->features;
+        gan.content_features = o->content_features;
         gan.seed = o->seed;
         int rc = lumos__train_terms_parse(t->ctx, lumos__train_default_terms(o->mode), &gan,
                                           &t->owned_terms, &t->n_terms);

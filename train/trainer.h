@@ -118,6 +118,8 @@ typedef struct lumos__train_options {
     const char *features;          /* MobileNetV2 safetensors for the default unpaired
                                       terms (train/fetch-mobilenet.sh); NULL: a random
                                       network of its shape (tests only) */
+    const char *content_features;  /* VGG-19 safetensors (torchvision) for the default
+                                      terms' content term; NULL: MobileNetV2 */
     uint64_t steps;                /* total steps (a resumed run continues to it) */
     int batch, crop;               /* B (8), crop side (128, even) */
     double lr_g, lr_d;             /* 5e-4, 1e-5 */
