@@ -18,7 +18,6 @@
 #include "bench/quality.h"
 #include "lumos.h"
 #include "pipeline/learned.h"
-#include "stages/learned_isp.h"
 #include "train/data.h"
 #include "train/trainer.h"
 

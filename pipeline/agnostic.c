@@ -38,7 +38,8 @@ int lumos__agnostic_mosaic(lumos_ctx *ctx, const uint16_t *mosaic, int width, in
         offset[s] = info->black[s];
         gain[s] = wb / range;
     }
-    /* Levelled and white-balanced samples, each its own site's colour. */
+    /* Levelled and white-balanced samples, each its own site's colour (all
+     * read here, before out is written: out may be mosaic). */
     float *plane = malloc((size_t)width * height * sizeof *plane);
     if (!plane) return lumos__fail(ctx, LUMOS_E_NOMEM, "camera-agnostic input: out of memory");
     for (int y = 0; y < height; y++) {

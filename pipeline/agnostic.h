@@ -20,7 +20,9 @@
 /* mosaic: width×height samples, stride in bytes, described by info (Bayer).
  * out: width×height samples, rows packed; out_info: info with black 0,
  * white 65535, neutral white balance and the identity matrix (what the
- * canonical mosaic is). LUMOS_E_ARG for a non-Bayer info or bad levels. */
+ * canonical mosaic is). out may be mosaic itself when its rows are packed
+ * (the samples are all read before any is written). LUMOS_E_ARG for a
+ * non-Bayer info or bad levels. */
 int lumos__agnostic_mosaic(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height,
                            size_t stride, const lumos_raw_info *info, uint16_t *out,
                            lumos_raw_info *out_info);

@@ -98,8 +98,6 @@ lumos_net_input lumos_net_get_input(const lumos_net *net)
     return net ? net->input : LUMOS_INPUT_SENSOR;
 }
 
-void lumos__net_set_input(lumos_net *net, lumos_net_input input) { net->input = input; }
-
 int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
                                  float *flat, lumos_net_input *input)
 {

@@ -344,10 +344,8 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
 
     if (rc == LUMOS_OK && term_weight[0] != 0) {
         float *const scratch[4] = {pre, pre_ref, grad_pre, grad_img};
-        rc = content_vgg ? content_term(ctx, &vgg19, content_vgg, width, height, out, ref,
-                                        term_weight[0], scratch, &losses[0], grad_out)
-                         : content_term(ctx, &mobilenet, features, width, height, out, ref,
-                                        term_weight[0], scratch, &losses[0], grad_out);
+        rc = content_term(ctx, content_vgg ? &vgg19 : &mobilenet, content_vgg ? content_vgg : features,
+                          width, height, out, ref, term_weight[0], scratch, &losses[0], grad_out);
     }
     if (rc == LUMOS_OK && want_texture) {
         rc = preprocess(ctx, lumos_pre_lightness_fwd, out, NULL, width, height, pre);

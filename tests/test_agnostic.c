@@ -6,6 +6,7 @@
  * - a flat colour photographed by a made-up sensor (a matrix with strong
  *   cross-talk, red and blue gains, per-site black levels) becomes that
  *   colour's linear sRGB at every site, as the inverse of the sensor model;
+ * - the same in place (out = the input mosaic);
  * - a bright colour clips at 1 and a dark one at 0;
  * - non-Bayer input is refused;
  * - weights written with lumos_input=agnostic load as such; the network
@@ -108,6 +109,11 @@ static void flat_colours(lumos_ctx *ctx)
                 }
             /* 14-bit samples through a matrix of gain ~3: a few 1e-4 */
             CHECK(worst < 1e-3, "cfa %d colour %zu: off by %g", (int)cfa, c, worst);
+            /* in place (as training does it): the same samples */
+            static uint16_t same[W * H];
+            memcpy(same, mosaic, sizeof same);
+            lumos__agnostic_mosaic(ctx, same, W, H, W * 2, &info, same, &got);
+            CHECK(!memcmp(same, out, sizeof same), "cfa %d colour %zu: in place differs", (int)cfa, c);
         }
         /* beyond white after the gains, and below black */
         const float bright[3] = {1.4f, 1.2f, 1.3f};

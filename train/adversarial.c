@@ -188,28 +188,43 @@ const char *lumos__gan_content_net(const lumos__train_term *t)
     return ts->sh->content_vgg ? "vgg19" : "mobilenet";
 }
 
+/* The discriminators of a term: their indices (texture: early, deep). */
+static int term_discs(int which, int disc[2])
+{
+    if (which == TERM_TEXTURE) {
+        disc[0] = D_EARLY;
+        disc[1] = D_DEEP;
+        return 2;
+    }
+    disc[0] = D_COLOUR;
+    return 1;
+}
+
 /* Scratch of one discriminator call on an image of width×height. */
 typedef struct d_call {
     float score[2];
-    float *grad[2];   /* parameter gradients (early, deep) or (colour) */
+    float *grad[2];   /* parameter gradients (early, deep) or (colour); NULL: scores only */
     float *input[2];  /* gradients over the feature maps */
     size_t input_n[2];
 } d_call;
 
-static int d_call_alloc(lumos_ctx *ctx, const shared *sh, int which, int w, int h, d_call *c)
+/* params: room for the parameter gradients too (else d_run asks for
+ * scores and input gradients only, the cheaper pipelines). */
+static int d_call_alloc(lumos_ctx *ctx, const shared *sh, int which, int w, int h, int params,
+                        d_call *c)
 {
     memset(c, 0, sizeof *c);
-    int parts = which == TERM_TEXTURE ? 2 : 1;
+    int disc[2], parts = term_discs(which, disc);
     for (int k = 0; k < parts; k++) {
-        int disc = which == TERM_TEXTURE ? k : D_COLOUR;
-        int deep = disc != D_EARLY;
-        int ch = disc == D_EARLY ? LUMOS__TAP_EARLY_CHANNELS
-                 : disc == D_DEEP ? LUMOS__TAP_DEEP_CHANNELS
-                                  : LUMOS__TAP_LAST_CHANNELS;
+        int deep = disc[k] != D_EARLY;
+        int ch = disc[k] == D_EARLY ? LUMOS__TAP_EARLY_CHANNELS
+                 : disc[k] == D_DEEP ? LUMOS__TAP_DEEP_CHANNELS
+                                     : LUMOS__TAP_LAST_CHANNELS;
         c->input_n[k] = (size_t)ch * lumos__feature_size(w, deep) * lumos__feature_size(h, deep);
-        c->grad[k] = malloc(sh->n[disc] * sizeof(float));
+        c->grad[k] = params ? malloc(sh->n[disc[k]] * sizeof(float)) : NULL;
         c->input[k] = malloc(c->input_n[k] * sizeof(float));
-        if (!c->grad[k] || !c->input[k]) return lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+        if ((params && !c->grad[k]) || !c->input[k])
+            return lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
     }
     return LUMOS_OK;
 }
@@ -222,18 +237,17 @@ static void d_call_free(d_call *c)
     }
 }
 
-/* One call of the term's discriminator(s) on image + eps·perturb; without
- * params, only scores and input gradients (the cheaper pipeline). */
+/* One call of the term's discriminator(s) on image + eps·perturb (with c's
+ * parameter gradients when it has room for them). */
 static int d_run(lumos_ctx *ctx, const shared *sh, int which, int w, int h, const float *image,
-                 float *const perturb[2], float eps, int params, d_call *c)
+                 float *const perturb[2], float eps, d_call *c)
 {
-    float *grad[2] = {params ? c->grad[0] : NULL, params ? c->grad[1] : NULL};
     if (which == TERM_TEXTURE)
         return lumos__stage_d_texture(ctx, w, h, image, sh->features, sh->d[D_EARLY], sh->d[D_DEEP],
                                       perturb ? perturb[0] : NULL, perturb ? perturb[1] : NULL, eps,
-                                      c->score, grad[0], grad[1], c->input[0], c->input[1]);
+                                      c->score, c->grad[0], c->grad[1], c->input[0], c->input[1]);
     return lumos__stage_d_colour(ctx, w, h, image, sh->features, sh->d[D_COLOUR],
-                                 perturb ? perturb[0] : NULL, eps, c->score, grad[0], c->input[0]);
+                                 perturb ? perturb[0] : NULL, eps, c->score, c->grad[0], c->input[0]);
 }
 
 static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s, const float *out,
@@ -246,9 +260,9 @@ static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s,
     if (ts->which == TERM_TEXTURE || ts->which == TERM_COLOUR) {
         /* D(real) of this sample's target, for the relativistic pair */
         d_call c;
-        rc = d_call_alloc(ctx, sh, ts->which, s->width, s->height, &c);
+        rc = d_call_alloc(ctx, sh, ts->which, s->width, s->height, 0, &c);
         if (rc == LUMOS_OK)
-            rc = d_run(ctx, sh, ts->which, s->width, s->height, s->target, NULL, 0, 0, &c);
+            rc = d_run(ctx, sh, ts->which, s->width, s->height, s->target, NULL, 0, &c);
         if (ts->which == TERM_TEXTURE) {
             d_real[0] = c.score[0];
             d_real[1] = c.score[1];
@@ -289,17 +303,18 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
                   int w, int h, float scale, float *const grad_out[2], float *d_loss)
 {
     const shared *sh = ts->sh;
-    const int parts = ts->which == TERM_TEXTURE ? 2 : 1;
+    int disc[2];
+    const int parts = term_discs(ts->which, disc);
     d_call r, f, plus, minus;
-    int rc = d_call_alloc(ctx, sh, ts->which, w, h, &r);
-    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &f);
-    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &plus);
-    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, &minus);
-    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, real, NULL, 0, 1, &r);
-    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, fake, NULL, 0, 1, &f);
+    int rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &r);
+    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &f);
+    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &plus);
+    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &minus);
+    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, real, NULL, 0, &r);
+    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, fake, NULL, 0, &f);
     for (int k = 0; !rc && k < parts; k++) {
         float *grad = grad_out[k];
-        size_t n = sh->n[ts->which == TERM_TEXTURE ? k : D_COLOUR];
+        size_t n = sh->n[disc[k]];
         /* softplus(−(D(r) − D(f))): dL/dD(r) = −σ(D(f) − D(r)), dL/dD(f) = +σ(...) */
         float a = sigmoid(f.score[k] - r.score[k]);
         d_loss[k] += scale * softplus(f.score[k] - r.score[k]);
@@ -319,11 +334,11 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
                 dir[k][i] = len[k] > 0 ? (float)(at[side]->input[k][i] / len[k]) : 0.f;
             d_loss[k] += scale * 0.5f * sh->gamma * (float)(len[k] * len[k]);
         }
-        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, sh->h, 1, &plus);
-        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, -sh->h, 1, &minus);
+        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, sh->h, &plus);
+        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, -sh->h, &minus);
         for (int k = 0; !rc && k < parts; k++) {
             float *grad = grad_out[k];
-            size_t n = sh->n[ts->which == TERM_TEXTURE ? k : D_COLOUR];
+            size_t n = sh->n[disc[k]];
             /* γ/2 · ∂‖v‖²/∂θ = γ/2 · (‖v‖/h) · (∇θD(x + h v̂) − ∇θD(x − h v̂)) */
             double c = scale * 0.5 * sh->gamma * len[k] / sh->h;
             for (size_t i = 0; i < n; i++) grad[i] += (float)(c * (plus.grad[k][i] - minus.grad[k][i]));
@@ -338,24 +353,12 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
     return rc;
 }
 
-/* The discriminators of a term: their indices (texture: early, deep). */
-static int term_discs(const term_state *ts, int disc[2])
-{
-    if (ts->which == TERM_TEXTURE) {
-        disc[0] = D_EARLY;
-        disc[1] = D_DEEP;
-        return 2;
-    }
-    disc[0] = D_COLOUR;
-    return 1;
-}
-
 int lumos__gan_d_pair(lumos_ctx *ctx, void *state, const float *fake, const float *real,
                       int width, int height, float *d_loss)
 {
     const term_state *ts = state;
     int disc[2];
-    int parts = term_discs(ts, disc);
+    int parts = term_discs(ts->which, disc);
     float *grad[2] = {ts->sh->grad[disc[0]], parts > 1 ? ts->sh->grad[disc[1]] : NULL};
     return d_pair(ctx, ts, fake, real, width, height, 1.f, grad, d_loss);
 }
@@ -377,7 +380,7 @@ typedef struct pair_round {
 static int pair_task(void *arg, int i)
 {
     pair_round *r = arg;
-    int disc[2], parts = term_discs(r->ts, disc);
+    int disc[2], parts = term_discs(r->ts->which, disc);
     for (int k = 0; k < parts; k++) memset(r->grad[i][k], 0, r->ts->sh->n[disc[k]] * sizeof(float));
     r->loss[i][0] = r->loss[i][1] = 0;
     return d_pair(r->ctx[i], r->ts, r->fake[r->first + i], r->real[r->first + i], r->width,
@@ -389,7 +392,7 @@ static int terms_d_step(void *state, lumos_ctx *ctx, const float *const *fake,
 {
     const term_state *ts = state;
     shared *sh = ts->sh;
-    int disc[2], parts = term_discs(ts, disc);
+    int disc[2], parts = term_discs(ts->which, disc);
     for (int k = 0; k < parts; k++) memset(sh->grad[disc[k]], 0, sh->n[disc[k]] * sizeof(float));
     int side = lumos_ctx_threads(ctx);
     if (side > count) side = count;

@@ -494,19 +494,11 @@ static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c
         rc = lumos__crop_mosaic(ctx, m, stride, lumos_raw_get_info(it->raw), c, sl->mosaic, &info);
     }
     if (rc == LUMOS_OK && input == LUMOS_INPUT_AGNOSTIC) {
-        /* what the network will see at inference (pipeline/agnostic.h) */
-        const size_t n = (size_t)c->width * c->height;
-        uint16_t *canonical = malloc(n * sizeof *canonical);
+        /* what the network will see at inference (pipeline/agnostic.h), in place */
         lumos_raw_info canonical_info;
-        rc = canonical ? lumos__agnostic_mosaic(ctx, sl->mosaic, c->width, c->height,
-                                                (size_t)c->width * 2, &info, canonical,
-                                                &canonical_info)
-                       : lumos__fail(ctx, LUMOS_E_NOMEM, "train: out of memory");
-        if (rc == LUMOS_OK) {
-            memcpy(sl->mosaic, canonical, n * sizeof *canonical);
-            info = canonical_info;
-        }
-        free(canonical);
+        rc = lumos__agnostic_mosaic(ctx, sl->mosaic, c->width, c->height, (size_t)c->width * 2,
+                                    &info, sl->mosaic, &canonical_info);
+        if (rc == LUMOS_OK) info = canonical_info;
     }
     if (rc == LUMOS_OK)
         rc = lumos__mosaic_levels(ctx, &info, sl->black, sl->scale, &sl->cfa_x, &sl->cfa_y);
