@@ -49,6 +49,10 @@ int lumos__agnostic_mosaic(lumos_ctx *ctx, const uint16_t *mosaic, int width, in
             plane[(size_t)y * width + x] = ((float)row[x] - offset[s]) * gain[s];
         }
     }
+    /* Noise keeps its sign below black: clipping it at 0 would lift the
+     * dark tones, each CFA colour by its own matrix gain (a cast and a 2×2
+     * pattern the network cannot undo). */
+    const float range = 65535.f - LUMOS__AGNOSTIC_BLACK, lowest = -LUMOS__AGNOSTIC_BLACK / range;
 #define AT(xx, yy) plane[(size_t)mirror(yy, height) * width + mirror(xx, width)]
     for (int y = 0; y < height; y++) {
         for (int x = 0; x < width; x++) {
@@ -73,8 +77,8 @@ int lumos__agnostic_mosaic(lumos_ctx *ctx, const uint16_t *mosaic, int width, in
             }
             float v = 0;
             for (int k = 0; k < 3; k++) v += info->cam_to_srgb[colour][k] * rgb[k];
-            v = v < 0 ? 0 : v > 1 ? 1 : v;
-            out[(size_t)y * width + x] = (uint16_t)lrintf(v * 65535.f);
+            v = v < lowest ? lowest : v > 1 ? 1 : v;
+            out[(size_t)y * width + x] = (uint16_t)lrintf(LUMOS__AGNOSTIC_BLACK + v * range);
         }
     }
 #undef AT
@@ -82,7 +86,7 @@ int lumos__agnostic_mosaic(lumos_ctx *ctx, const uint16_t *mosaic, int width, in
     *out_info = *info;
     out_info->width = width;
     out_info->height = height;
-    for (int s = 0; s < 4; s++) out_info->black[s] = 0;
+    for (int s = 0; s < 4; s++) out_info->black[s] = LUMOS__AGNOSTIC_BLACK;
     out_info->white = 65535;
     for (int k = 0; k < 3; k++) {
         out_info->wb_as_shot[k] = 1;

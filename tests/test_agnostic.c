@@ -1,13 +1,14 @@
 /* test_agnostic — the camera-agnostic input of the learned ISPs
  * (pipeline/agnostic.h) and the weights' "lumos_input" mode.
  *
- * - an already canonical mosaic (levels 0..65535, neutral white balance,
+ * - an already canonical mosaic (levels LUMOS__AGNOSTIC_BLACK..65535, neutral white balance,
  *   identity matrix) comes back sample for sample, in every CFA pattern;
  * - a flat colour photographed by a made-up sensor (a matrix with strong
  *   cross-talk, red and blue gains, per-site black levels) becomes that
  *   colour's linear sRGB at every site, as the inverse of the sensor model;
  * - the same in place (out = the input mosaic);
- * - a bright colour clips at 1 and a dark one at 0;
+ * - a bright colour clips at 1; a dark one under noise keeps its mean
+ *   (noise is not clipped at black);
  * - non-Bayer input is refused;
  * - weights written with lumos_input=agnostic load as such; the network
  *   then gives on a sensor mosaic exactly what the same weights as a
@@ -38,6 +39,7 @@ static void canonical_info(lumos_raw_info *info, lumos_cfa cfa)
     info->height = H;
     info->cfa = cfa;
     info->white = 65535;
+    for (int k = 0; k < 4; k++) info->black[k] = LUMOS__AGNOSTIC_BLACK;
     info->is_bayer = 1;
     info->orientation = 1;
     for (int k = 0; k < 3; k++) {
@@ -59,7 +61,7 @@ static void identity_round_trip(lumos_ctx *ctx)
         int diff = 0;
         for (int i = 0; i < W * H; i++) diff += in[i] != out[i];
         CHECK(diff == 0, "cfa %d: %d samples changed", (int)cfa, diff);
-        CHECK(got.cfa == cfa && got.white == 65535 && got.black[3] == 0, "info");
+        CHECK(got.cfa == cfa && got.white == 65535 && got.black[3] == LUMOS__AGNOSTIC_BLACK, "info");
     }
 }
 
@@ -90,6 +92,11 @@ static void made_up_sensor(lumos_raw_info *info, lumos_cfa cfa)
     info->white = 16383;
 }
 
+static double canonical_value(uint16_t v)
+{
+    return (v - (double)LUMOS__AGNOSTIC_BLACK) / (65535.0 - LUMOS__AGNOSTIC_BLACK);
+}
+
 static void flat_colours(lumos_ctx *ctx)
 {
     static uint16_t mosaic[W * H], out[W * H];
@@ -105,7 +112,7 @@ static void flat_colours(lumos_ctx *ctx)
             for (int y = 0; y < H; y++)
                 for (int x = 0; x < W; x++) {
                     double want = colours[c][lumos__cfa_color(cfa, x, y)];
-                    worst = fmax(worst, fabs(out[y * W + x] / 65535.0 - want));
+                    worst = fmax(worst, fabs(canonical_value(out[y * W + x]) - want));
                 }
             /* 14-bit samples through a matrix of gain ~3: a few 1e-4 */
             CHECK(worst < 1e-3, "cfa %d colour %zu: off by %g", (int)cfa, c, worst);
@@ -122,11 +129,13 @@ static void flat_colours(lumos_ctx *ctx)
         int unclipped = 0;
         for (int i = 0; i < W * H; i++) unclipped += out[i] != 65535;
         CHECK(unclipped == 0, "cfa %d: %d bright samples not clipped at 1", (int)cfa, unclipped);
-        for (int i = 0; i < W * H; i++) mosaic[i] = 100; /* below every black level */
+        info.white = 1023; /* black ~510: 0 is -1 and less after the gains */
+        for (int i = 0; i < W * H; i++) mosaic[i] = 0;
         lumos__agnostic_mosaic(ctx, mosaic, W, H, W * 2, &info, out, &got);
         int nonzero = 0;
         for (int i = 0; i < W * H; i++) nonzero += out[i] != 0;
-        CHECK(nonzero == 0, "cfa %d: %d dark samples not clipped at 0", (int)cfa, nonzero);
+        CHECK(nonzero == 0, "cfa %d: %d samples below the canonical range not clipped at its "
+              "floor", (int)cfa, nonzero);
     }
     lumos_raw_info info, got;
     made_up_sensor(&info, LUMOS_CFA_RGGB);
@@ -137,6 +146,46 @@ static void flat_colours(lumos_ctx *ctx)
 }
 
 static char dir[] = "/tmp/lumos_agnostic_XXXXXX";
+
+/* A dark flat colour under zero-mean noise keeps its mean: the canonical
+ * mosaic does not clip noise at black (which would lift each CFA colour by
+ * its own matrix gain: a cast and a 2×2 pattern). */
+static void dark_noise_unbiased(lumos_ctx *ctx)
+{
+    enum { N = 256 };
+    uint16_t *mosaic = malloc(N * N * sizeof *mosaic), *out = malloc(N * N * sizeof *out);
+    lumos_raw_info info, got;
+    made_up_sensor(&info, LUMOS_CFA_RGGB);
+    info.width = info.height = N;
+    const float rgb[3] = {0.004f, 0.006f, 0.003f};
+    float inv[3][3], cam[3];
+    lumos__mat3_inverse(info.cam_to_srgb, inv);
+    for (int k = 0; k < 3; k++) cam[k] = inv[k][0] * rgb[0] + inv[k][1] * rgb[1] + inv[k][2] * rgb[2];
+    uint64_t rng = 11;
+    for (int y = 0; y < N; y++)
+        for (int x = 0; x < N; x++) {
+            int s = (y & 1) * 2 + (x & 1), colour = lumos__cfa_color(info.cfa, x, y);
+            float range = info.white - info.black[s];
+            float v = cam[colour] / info.wb_as_shot[colour] + 0.01f * (float)lumos__rng_normal(&rng);
+            mosaic[y * N + x] = (uint16_t)lrintf(info.black[s] + v * range);
+        }
+    CHECK(lumos__agnostic_mosaic(ctx, mosaic, N, N, N * 2, &info, out, &got) == LUMOS_OK, "%s",
+          lumos_last_error(ctx));
+    double sum[3] = {0}, count[3] = {0};
+    for (int y = 0; y < N; y++)
+        for (int x = 0; x < N; x++) {
+            int colour = lumos__cfa_color(info.cfa, x, y);
+            sum[colour] += canonical_value(out[y * N + x]);
+            count[colour]++;
+        }
+    /* the noise is ~0.05 after the gains and matrix, so a mean over 16k
+     * samples is good to ~5e-4; clipping at 0 would add ~0.02 */
+    for (int k = 0; k < 3; k++)
+        CHECK(fabs(sum[k] / count[k] - rgb[k]) < 0.002, "colour %d: mean %g, want %g", k,
+              sum[k] / count[k], rgb[k]);
+    free(mosaic);
+    free(out);
+}
 
 static void weights_mode(lumos_ctx *ctx)
 {
@@ -217,6 +266,7 @@ int main(void)
     if (!mkdtemp(dir)) return 1;
     identity_round_trip(ctx);
     flat_colours(ctx);
+    dark_noise_unbiased(ctx);
     weights_mode(ctx);
     rmdir(dir);
     lumos_ctx_free(ctx);
