@@ -34,6 +34,7 @@
 #include "stages/learned_isp.h"
 #include "train/data.h"
 #include "train/trainer.h"
+#include "train/unprocess.h"
 
 static const char *const photos[] = {"astronaut.png", "chelsea.png", "coffee.png",
                                      "motorcycle_left.png"};
@@ -84,6 +85,61 @@ static void test_init(lumos_ctx *ctx)
                       sum / count, bound, bound);
             at += count;
         }
+        free(w);
+    }
+}
+
+/* How many of the image's (colour, 2×2 phase) outputs of network `kind`
+ * with weights w are 0 at over 99% of the pixels of a random mosaic: a
+ * ReLU-output unit that is negative on every input never learns again. */
+static int dead_outputs(lumos_ctx *ctx, lumos_isp_kind kind, const float *w)
+{
+    enum { S = 64 };
+    static uint16_t mosaic[S * S];
+    uint64_t rng = 3;
+    for (int i = 0; i < S * S; i++) mosaic[i] = (uint16_t)(512 + lumos__rng_next(&rng) % 15000);
+    const float black[4] = {512, 512, 512, 512}, scale[4] = {1 / 15871.f, 1 / 15871.f, 1 / 15871.f,
+                                                             1 / 15871.f};
+    void *data = NULL;
+    size_t row = 0;
+    if (lumos__stage_learned(ctx, kind, w, mosaic, S, S, S * 2, 0, 0, black, scale, 32, &data,
+                             &row)) {
+        CHECK(0, "%s: %s", lumos_isp_name(kind), lumos_last_error(ctx));
+        return -1;
+    }
+    int dead = 0;
+    for (int c = 0; c < 3; c++)
+        for (int phase = 0; phase < 4; phase++) {
+            int zero = 0;
+            for (int y = phase >> 1; y < S; y += 2)
+                for (int x = phase & 1; x < S; x += 2)
+                    zero += ((const float *)((const uint8_t *)data + y * row))[x * 3 + c] <= 0;
+            dead += zero > 0.99 * (S / 2) * (S / 2);
+        }
+    free(data);
+    return dead;
+}
+
+/* EfficientISP and RobustISP end in a ReLU: from PyTorch's init some
+ * output units start dead (a black phase of one colour: a 2×2 pattern and a
+ * cast that training cannot remove). The trainer's start lifts them. */
+static void test_outputs_start_alive(lumos_ctx *ctx)
+{
+    for (int kind = LUMOS_ISP_EFFICIENT; kind <= LUMOS_ISP_ROBUST; kind++) {
+        size_t n = lumos__learned_weight_count(kind);
+        float *w = malloc(n * sizeof *w);
+        int plain_dead = 0, started_dead = 0;
+        for (uint64_t seed = 1; seed <= 16; seed++) {
+            uint64_t rng = seed;
+            lumos__train_init_weights(ctx, kind, &rng, w);
+            plain_dead += dead_outputs(ctx, kind, w) > 0;
+            lumos__train_start_outputs_alive(kind, w);
+            started_dead += dead_outputs(ctx, kind, w) > 0;
+        }
+        printf("%s: PyTorch's init has dead outputs for %d of 16 seeds, the trainer's start for %d\n",
+               lumos_isp_name(kind), plain_dead, started_dead);
+        CHECK(started_dead == 0, "%s: dead outputs at the start for %d of 16 seeds",
+              lumos_isp_name(kind), started_dead);
         free(w);
     }
 }
@@ -659,6 +715,7 @@ int main(int argc, char **argv)
     lumos_ctx *ctx = lumos_ctx_new();
     lumos_ctx_set_threads(ctx, 2);
     test_init(ctx);
+    test_outputs_start_alive(ctx);
     test_weights_file(ctx);
     CHECK(lumos__train_terms_parse(ctx, "mse-classic:1,tv:0.1", NULL, &pixel_terms, &n_pixel_terms) == 0,
           "terms: %s", lumos_last_error(ctx));

@@ -265,6 +265,13 @@ int lumos__train_init_weights(lumos_ctx *ctx, lumos_isp_kind kind, uint64_t *rng
     return at ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_ARG, "not a learned ISP: %d", (int)kind);
 }
 
+void lumos__train_start_outputs_alive(lumos_isp_kind kind, float *flat)
+{
+    if (kind != LUMOS_ISP_EFFICIENT && kind != LUMOS_ISP_ROBUST) return;
+    ptrdiff_t at = lumos__learned_tensor_offset(kind, "conv3.bias");
+    for (int k = 0; at >= 0 && k < 12; k++) flat[at + k] = 0.5f;
+}
+
 int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, lumos_net_input input,
                                const float *flat, uint64_t step, const char *path)
 {
@@ -1102,7 +1109,9 @@ static int setup_weights(trainer *t)
         lumos__rng_next(&r);
         if (o->init)
             lumos__notice(t->ctx, "%s: not read: resuming from %s", o->init, o->checkpoint);
-        return lumos__train_init_weights(t->ctx, o->net, &r, t->weights);
+        int rc = lumos__train_init_weights(t->ctx, o->net, &r, t->weights);
+        if (rc == LUMOS_OK) lumos__train_start_outputs_alive(o->net, t->weights);
+        return rc;
     }
     lumos_net *net = NULL;
     int rc = lumos_net_load(t->ctx, o->net, o->init, &net);

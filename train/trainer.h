@@ -181,6 +181,13 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
  * (lumos__learned_weight_count floats), from *rng (which advances). */
 int lumos__train_init_weights(lumos_ctx *ctx, lumos_isp_kind kind, uint64_t *rng, float *flat);
 
+/* EfficientISP and RobustISP emit the image through a ReLU: an output unit
+ * whose input is negative for every pixel stays black for good, one phase
+ * of one colour (a 2×2 pattern and a cast); PyTorch's init starts some so.
+ * Their last bias is set to 0.5 (mid-grey) so every output starts alive; a
+ * no-op for the other networks. */
+void lumos__train_start_outputs_alive(lumos_isp_kind kind, float *flat);
+
 /* The network's weights as safetensors, state_dict names (atomic write);
  * the metadata say what the network sees (lumos_input) and the step. */
 int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, lumos_net_input input,
