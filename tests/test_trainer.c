@@ -581,6 +581,39 @@ static void test_bad_file(lumos_ctx *ctx)
           "the truncated JPEG was not reported: %s", seen.text);
 }
 
+/* Weights whose outputs are all dead (the last bias far below 0): the
+ * trainer says so once they have been 0 for 50 steps. */
+static void test_dead_outputs_noticed(lumos_ctx *ctx, const char *const *src)
+{
+    const lumos_isp_kind kind = LUMOS_ISP_EFFICIENT;
+    size_t n = lumos__learned_weight_count(kind);
+    float *w = malloc(n * sizeof *w);
+    uint64_t rng = 4;
+    lumos__train_init_weights(ctx, kind, &rng, w);
+    ptrdiff_t at = lumos__learned_tensor_offset(kind, "conv3.bias");
+    for (int k = 0; k < 12; k++) w[at + k] = -100;
+    const char *path = tmp_path("dead.safetensors");
+    CHECK(lumos__train_write_weights(ctx, kind, LUMOS_INPUT_SENSOR, w, 0, path) == LUMOS_OK, "%s",
+          lumos_last_error(ctx));
+    free(w);
+    notices seen = {{0}};
+    lumos_ctx_set_notice(ctx, on_notice, &seen);
+    lumos__train_options o;
+    base_options(&o, src);
+    o.init = path;
+    o.crop = 16;
+    o.steps = 49;
+    int rc = lumos__train(ctx, &o, NULL);
+    CHECK(rc == LUMOS_OK && !strstr(seen.text, "dead ReLU"), "told too early: %s %s",
+          lumos_last_error(ctx), seen.text);
+    o.steps = 50;
+    rc = lumos__train(ctx, &o, NULL);
+    lumos_ctx_set_notice(ctx, NULL, NULL);
+    CHECK(rc == LUMOS_OK && strstr(seen.text, "step 50: the red output at phase (0, 0)") &&
+              strstr(seen.text, "dead ReLU"),
+          "dead outputs not reported: %s %s", lumos_last_error(ctx), seen.text);
+}
+
 static void test_bad_checkpoints(lumos_ctx *ctx, const char *const *src)
 {
     lumos__train_options o;
@@ -726,6 +759,7 @@ int main(int argc, char **argv)
     test_stop(ctx, src);
     test_bad_file(ctx);
     test_bad_checkpoints(ctx, src);
+    test_dead_outputs_noticed(ctx, src);
     test_preview(ctx, src);
     test_raw_item(ctx, cr2);
     for (int i = 0; i < n_pixel_terms; i++) lumos__train_term_free(&pixel_terms[i]);

@@ -351,6 +351,7 @@ typedef struct trainer {
     uint64_t step;
     double elapsed_before; /* training time of the runs before a resume */
     double d_loss[MAX_TERMS];
+    int dead_for[3][4]; /* steps each (colour, 2×2 phase) of the output has been 0 throughout */
 } trainer;
 
 static void stream_free(stream *s)
@@ -722,6 +723,34 @@ static int generator_step(trainer *t, double *acc, double *value, double *grad_n
     }
     for (size_t k = 0; k < np; k++) t->grad[k] = (float)total[k];
     return lumos__adam_step(t->ctx, &t->adam, 0);
+}
+
+/* An output (colour, 2×2 phase) that is 0 on every pixel of the batch for
+ * this many steps running is a dead ReLU: no gradient reaches it again. */
+enum { DEAD_STEPS = 50 };
+
+/* Says once, through the notice, when an output has died: the run then
+ * keeps a black phase of one colour (a 2×2 pattern and a cast). */
+static void watch_outputs(trainer *t)
+{
+    static const char *colour[3] = {"red", "green", "blue"};
+    for (int c = 0; c < 3; c++)
+        for (int phase = 0; phase < 4; phase++) {
+            int alive = 0;
+            for (int b = 0; b < t->o->batch && !alive; b++) {
+                const lumos__train_sample *s = &t->slots[b].s;
+                const float *out = t->slots[b].out;
+                for (int y = phase >> 1; y < s->height && !alive; y += 2)
+                    for (int x = phase & 1; x < s->width && !alive; x += 2)
+                        alive = out[((size_t)y * s->width + x) * 3 + c] > 0;
+            }
+            t->dead_for[c][phase] = alive ? 0 : t->dead_for[c][phase] + 1;
+            if (t->dead_for[c][phase] == DEAD_STEPS)
+                lumos__notice(t->ctx, "step %llu: the %s output at phase (%d, %d) has been 0 on "
+                              "every pixel for %d steps: a dead ReLU, which no gradient revives",
+                              (unsigned long long)t->step, colour[c], phase & 1, phase >> 1,
+                              DEAD_STEPS);
+        }
 }
 
 /* Every term's discriminator step on this batch, then its groups' Adam step. */
@@ -1241,6 +1270,7 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
         if (rc == LUMOS_OK) rc = generator_step(&t, acc, value, grad_norm);
         if (rc) break;
         t.step++;
+        watch_outputs(&t);
         if (t.step % (uint64_t)o->d_every == 0 && (rc = discriminator_steps(&t))) break;
 
         double now = now_s();
