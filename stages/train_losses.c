@@ -413,31 +413,72 @@ static int shifted(lumos_ctx *ctx, const fmap *f, const float *perturb, float ep
     return rc;
 }
 
+int lumos__stage_d_maps(lumos_ctx *ctx, int colour, int width, int height, const float *image,
+                       const float *features, float *maps[2])
+{
+    maps[0] = maps[1] = NULL;
+    int rc = check(ctx, width, height, colour ? "colour discriminator" : "texture discriminators");
+    if (rc) return rc;
+    float *pre = malloc((size_t)3 * width * height * sizeof *pre);
+    if (!pre) return lumos__fail(ctx, LUMOS_E_NOMEM, "discriminators: out of memory");
+    features_run run = {0};
+    rc = preprocess(ctx, colour ? lumos_pre_blur_fwd : lumos_pre_lightness_fwd, image, NULL, width,
+                    height, pre);
+    if (!rc)
+        rc = features_forward(ctx, &mobilenet, features, pre, width, height,
+                              colour ? TAP_LAST : TAP_DEEP, &run);
+    const int taps[2] = {colour ? TAP_LAST : TAP_EARLY, TAP_DEEP};
+    for (int k = 0; !rc && k < (colour ? 1 : 2); k++) {
+        /* keep the tap's activation: taken out of the run before it is freed */
+        fmap *m = &run.act[taps[k] + 1];
+        maps[k] = m->data;
+        m->data = NULL;
+    }
+    features_free(&run);
+    free(pre);
+    if (rc) {
+        free(maps[0]);
+        free(maps[1]);
+        maps[0] = maps[1] = NULL;
+    }
+    return rc;
+}
+
+int lumos__stage_discriminate(lumos_ctx *ctx, int net, int width, int height,
+                              const float *d_weights, const float *map, const float *perturb,
+                              float eps, float *score, float *grad, float *input_grad)
+{
+    const int deep = net != LUMOS__NET_DISC_TEXTURE_EARLY;
+    const int ch = net == LUMOS__NET_DISC_TEXTURE_EARLY ? LUMOS__TAP_EARLY_CHANNELS
+                   : net == LUMOS__NET_DISC_TEXTURE_DEEP ? LUMOS__TAP_DEEP_CHANNELS
+                                                         : LUMOS__TAP_LAST_CHANNELS;
+    const fmap at = {(float *)map, ch, lumos__feature_size(width, deep),
+                     lumos__feature_size(height, deep)};
+    fmap moved = {0};
+    int rc = perturb ? shifted(ctx, &at, perturb, eps, &moved) : LUMOS_OK;
+    if (!rc) rc = discriminate(ctx, net, d_weights, perturb ? &moved : &at, &at, score, input_grad, grad);
+    free(moved.data);
+    return rc;
+}
+
 int lumos__stage_d_texture(lumos_ctx *ctx, int width, int height, const float *image,
                            const float *features, const float *d_early, const float *d_deep,
                            const float *perturb_early, const float *perturb_deep, float eps,
                            float scores[2], float *grad_early, float *grad_deep,
                            float *input_early, float *input_deep)
 {
-    int rc = check(ctx, width, height, "texture discriminators");
-    if (rc) return rc;
-    float *pre = malloc((size_t)3 * width * height * sizeof *pre);
-    if (!pre) return lumos__fail(ctx, LUMOS_E_NOMEM, "texture discriminators: out of memory");
-    features_run run = {0};
-    rc = preprocess(ctx, lumos_pre_lightness_fwd, image, NULL, width, height, pre);
-    if (!rc) rc = features_forward(ctx, &mobilenet, features, pre, width, height, TAP_DEEP, &run);
-    const int taps[2] = {TAP_EARLY, TAP_DEEP};
-    const int nets[2] = {LUMOS__NET_DISC_TEXTURE_EARLY, LUMOS__NET_DISC_TEXTURE_DEEP};
-    const float *dw[2] = {d_early, d_deep}, *pert[2] = {perturb_early, perturb_deep};
-    float *grads[2] = {grad_early, grad_deep}, *inputs[2] = {input_early, input_deep};
-    for (int k = 0; k < 2 && !rc; k++) {
-        fmap f = {0};
-        rc = shifted(ctx, &run.act[taps[k] + 1], pert[k], eps, &f);
-        if (!rc) rc = discriminate(ctx, nets[k], dw[k], &f, &run.act[taps[k] + 1], &scores[k], inputs[k], grads[k]);
-        free(f.data);
-    }
-    features_free(&run);
-    free(pre);
+    float *maps[2];
+    int rc = lumos__stage_d_maps(ctx, 0, width, height, image, features, maps);
+    if (!rc)
+        rc = lumos__stage_discriminate(ctx, LUMOS__NET_DISC_TEXTURE_EARLY, width, height, d_early,
+                                       maps[0], eps != 0 ? perturb_early : NULL, eps, &scores[0],
+                                       grad_early, input_early);
+    if (!rc)
+        rc = lumos__stage_discriminate(ctx, LUMOS__NET_DISC_TEXTURE_DEEP, width, height, d_deep,
+                                       maps[1], eps != 0 ? perturb_deep : NULL, eps, &scores[1],
+                                       grad_deep, input_deep);
+    free(maps[0]);
+    free(maps[1]);
     return rc;
 }
 
@@ -445,18 +486,11 @@ int lumos__stage_d_colour(lumos_ctx *ctx, int width, int height, const float *im
                           const float *features, const float *d_colour, const float *perturb,
                           float eps, float *score, float *grad, float *input_grad)
 {
-    int rc = check(ctx, width, height, "colour discriminator");
-    if (rc) return rc;
-    float *pre = malloc((size_t)3 * width * height * sizeof *pre);
-    if (!pre) return lumos__fail(ctx, LUMOS_E_NOMEM, "colour discriminator: out of memory");
-    features_run run = {0};
-    rc = preprocess(ctx, lumos_pre_blur_fwd, image, NULL, width, height, pre);
-    if (!rc) rc = features_forward(ctx, &mobilenet, features, pre, width, height, TAP_LAST, &run);
-    fmap f = {0};
-    if (!rc) rc = shifted(ctx, &run.act[TAP_LAST + 1], perturb, eps, &f);
-    if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, &f, &run.act[TAP_LAST + 1], score, input_grad, grad);
-    free(f.data);
-    features_free(&run);
-    free(pre);
+    float *maps[2];
+    int rc = lumos__stage_d_maps(ctx, 1, width, height, image, features, maps);
+    if (!rc)
+        rc = lumos__stage_discriminate(ctx, LUMOS__NET_DISC_COLOUR, width, height, d_colour, maps[0],
+                                       eps != 0 ? perturb : NULL, eps, score, grad, input_grad);
+    free(maps[0]);
     return rc;
 }

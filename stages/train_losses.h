@@ -37,7 +37,23 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
                           const float d_real[3], const float term_weight[4], float losses[4],
                           float *grad_out);
 
-/* Both texture discriminators on one image: scores[2] of D(F + eps·perturb)
+/* The feature maps a term's discriminators score, of one image: texture
+ * (colour 0) maps[0] = features[1] (16 × early map) and maps[1] =
+ * features[7] (64 × deep) of its lightness; colour (1) maps[0] =
+ * features[11] (96 × deep) of it blurred, maps[1] NULL. malloc'ed. */
+int lumos__stage_d_maps(lumos_ctx *ctx, int colour, int width, int height, const float *image,
+                        const float *features, float *maps[2]);
+
+/* Discriminator `net` (LUMOS__NET_DISC_*) on map + eps·perturb (perturb
+ * NULL: map itself), linearised at map, map being that of a width×height
+ * image: its score, dD/d(input) into input_grad (the map's size) and, when
+ * grad is not NULL, dD/dθ (the cheaper score-and-input pipeline when it is). */
+int lumos__stage_discriminate(lumos_ctx *ctx, int net, int width, int height,
+                              const float *d_weights, const float *map, const float *perturb,
+                              float eps, float *score, float *grad, float *input_grad);
+
+/* Both texture discriminators on one image (lumos__stage_d_maps, then
+ * lumos__stage_discriminate): scores[2] of D(F + eps·perturb)
  * with each D linearised at F (its LeakyReLU slopes taken from D(F): the
  * central differences of R1/R2 are then exact, train/adversarial.h),
  * their parameter gradients (grad_early, grad_deep: each discriminator's

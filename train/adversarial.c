@@ -298,58 +298,70 @@ static float sigmoid(float z) { return 1.f / (1.f + expf(-z)); }
 
 /* Adds one pair's D-loss gradient, times scale, into grad_out[k] (each
  * discriminator of the term: texture early and deep, or colour) and its loss
- * per discriminator into d_loss[k]. */
+ * per discriminator into d_loss[k]. Each image's feature maps are computed
+ * once; each discriminator then runs four times: at the real and the fake
+ * map (loss, input gradients v), and at each moved by h·v̂ for R1/R2. */
 static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const float *real,
                   int w, int h, float scale, float *const grad_out[2], float *d_loss)
 {
     const shared *sh = ts->sh;
     int disc[2];
-    const int parts = term_discs(ts->which, disc);
-    d_call r, f, plus, minus;
-    int rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &r);
-    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &f);
-    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &plus);
-    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &minus);
-    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, real, NULL, 0, &r);
-    if (!rc) rc = d_run(ctx, sh, ts->which, w, h, fake, NULL, 0, &f);
+    const int parts = term_discs(ts->which, disc), colour = ts->which == TERM_COLOUR;
+    float *maps[2][2] = {{NULL, NULL}, {NULL, NULL}}; /* [real, fake][disc] */
+    d_call at[2], moved;
+    int rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &at[0]);
+    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &at[1]);
+    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &moved);
+    const float *image[2] = {real, fake};
+    for (int side = 0; !rc && side < 2; side++) {
+        rc = lumos__stage_d_maps(ctx, colour, w, h, image[side], sh->features, maps[side]);
+        for (int k = 0; !rc && k < parts; k++)
+            rc = lumos__stage_discriminate(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
+                                           maps[side][k], NULL, 0, &at[side].score[k],
+                                           at[side].grad[k], at[side].input[k]);
+    }
+    const d_call *r = &at[0], *f = &at[1];
     for (int k = 0; !rc && k < parts; k++) {
         float *grad = grad_out[k];
         size_t n = sh->n[disc[k]];
         /* softplus(−(D(r) − D(f))): dL/dD(r) = −σ(D(f) − D(r)), dL/dD(f) = +σ(...) */
-        float a = sigmoid(f.score[k] - r.score[k]);
-        d_loss[k] += scale * softplus(f.score[k] - r.score[k]);
-        for (size_t i = 0; i < n; i++) grad[i] += scale * a * (f.grad[k][i] - r.grad[k][i]);
+        float a = sigmoid(f->score[k] - r->score[k]);
+        d_loss[k] += scale * softplus(f->score[k] - r->score[k]);
+        for (size_t i = 0; i < n; i++) grad[i] += scale * a * (f->grad[k][i] - r->grad[k][i]);
     }
-    /* γ/2 (R1 + R2) by central differences along each input gradient */
-    const d_call *at[2] = {&r, &f};
-    const float *image[2] = {real, fake};
-    for (int side = 0; !rc && side < 2; side++) {
-        float *dir[2] = {NULL, NULL};
-        double len[2] = {0, 0};
-        for (int k = 0; k < parts && !rc; k++) {
-            len[k] = sqrt(norm2(at[side]->input[k], at[side]->input_n[k]));
-            dir[k] = malloc(at[side]->input_n[k] * sizeof(float));
-            if (!dir[k]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
-            for (size_t i = 0; !rc && i < at[side]->input_n[k]; i++)
-                dir[k][i] = len[k] > 0 ? (float)(at[side]->input[k][i] / len[k]) : 0.f;
-            d_loss[k] += scale * 0.5f * sh->gamma * (float)(len[k] * len[k]);
-        }
-        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, sh->h, &plus);
-        if (!rc) rc = d_run(ctx, sh, ts->which, w, h, image[side], dir, -sh->h, &minus);
+    /* γ/2 (R1 + R2): the difference along each input gradient v of D
+     * linearised at the map (train/adversarial.h) */
+    float *dir = NULL;
+    for (int side = 0; !rc && side < 2; side++)
         for (int k = 0; !rc && k < parts; k++) {
+            const size_t m = at[side].input_n[k];
+            const double len = sqrt(norm2(at[side].input[k], m));
+            free(dir);
+            dir = malloc(m * sizeof *dir);
+            if (!dir) {
+                rc = lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+                break;
+            }
+            for (size_t i = 0; i < m; i++) dir[i] = len > 0 ? (float)(at[side].input[k][i] / len) : 0.f;
+            d_loss[k] += scale * 0.5f * sh->gamma * (float)(len * len);
+            rc = lumos__stage_discriminate(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
+                                           maps[side][k], dir, sh->h, &moved.score[k],
+                                           moved.grad[k], moved.input[k]);
             float *grad = grad_out[k];
-            size_t n = sh->n[disc[k]];
-            /* γ/2 · ∂‖v‖²/∂θ = γ/2 · (‖v‖/h) · (∇θD(x + h v̂) − ∇θD(x − h v̂)) */
-            double c = scale * 0.5 * sh->gamma * len[k] / sh->h;
-            for (size_t i = 0; i < n; i++) grad[i] += (float)(c * (plus.grad[k][i] - minus.grad[k][i]));
+            const size_t n = sh->n[disc[k]];
+            /* γ/2 · ∂‖v‖²/∂θ = γ/2 · (2‖v‖/h) · (∇θD(x + h v̂) − ∇θD(x)) */
+            const double c = scale * sh->gamma * len / sh->h;
+            const float *base = at[side].grad[k];
+            for (size_t i = 0; !rc && i < n; i++) grad[i] += (float)(c * (moved.grad[k][i] - base[i]));
         }
-        free(dir[0]);
-        free(dir[1]);
+    free(dir);
+    for (int side = 0; side < 2; side++) {
+        free(maps[side][0]);
+        free(maps[side][1]);
     }
-    d_call_free(&r);
-    d_call_free(&f);
-    d_call_free(&plus);
-    d_call_free(&minus);
+    d_call_free(&at[0]);
+    d_call_free(&at[1]);
+    d_call_free(&moved);
     return rc;
 }
 

@@ -18,15 +18,15 @@
  * softplus(−(D(f) − D(r))); D's loss is softplus(−(D(r) − D(f))) +
  * γ/2 (R1 + R2), R1 = ‖∇D(r)‖², R2 = ‖∇D(f)‖² (gradients with respect to
  * D's input, the feature map), γ = 10. R1's parameter gradient is a
- * gradient of a gradient; it comes from central differences along
- * v = ∇D(r):
+ * gradient of a gradient; it comes from a difference along v = ∇D(r):
  *     ∂R1/∂θ = 2 ∂/∂θ (∇D(r) · v)|v fixed
- *            = (‖v‖ / h) · (∇θ D(r + h v̂) − ∇θ D(r − h v̂)),   v̂ = v / ‖v‖,
- * with D linearised at r (each LeakyReLU's slope taken from D(r)): D is
- * piecewise linear, so the difference is exact for any h — what double
- * backward gives — while plain differences jump wherever a unit changes
- * sign inside the step (tests/test_losses.c checks against PyTorch's double
- * backward).
+ *            = (2‖v‖ / h) · (∇θD(r + h v̂) − ∇θD(r)),   v̂ = v / ‖v‖,
+ * with D linearised at r (each LeakyReLU's slope taken from D(r)). The
+ * linearised D is affine in its input, so ∇θD is affine in it too and the
+ * difference is exact for any h — what double backward gives — while a
+ * plain difference jumps wherever a unit changes sign inside the step
+ * (tests/test_losses.c checks against PyTorch's double backward). ∇θD(r)
+ * is the loss's own; each image's feature maps are computed once a pair.
  * Discriminators start from PyTorch's default init (seeded) and are
  * trainer parameter groups ("D_texture_early", "D_texture_deep",
  * "D_colour"), so checkpoints carry them. */
