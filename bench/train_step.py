@@ -8,12 +8,14 @@ crops of --crop (128) pixels, the unpaired method's full loss
   lumos    `build/lumos train --net NET --data LIST --steps N --d-every 2
            --log CSV --quiet ...`, its CSV log's elapsed seconds per step:
            odd steps are generator (G) steps, even steps a G step plus the
-           discriminators' (D) step; steps 1-2 are warm-ups. G = median of
+           discriminators' (D) step; steps 1-4 are warm-ups. G = median of
            the odd steps' deltas, D = median of (even delta - the odd delta
-           before it). Its G steps include drawing the next batch (decoding,
-           cropping, unprocessing, classical render), prefetched on the
-           trainer's thread while the two workers compute; a --terms tv run
-           (forward + tv + backward only) shows that floor.
+           before it). LIST is --photos (16) photos spread over --data, so
+           that by the timed steps every photo sits decoded in the trainer's
+           cache, as in a long run (where each photo is decoded once): the
+           step then draws its next batch (cropping, unprocessing, classical
+           render) on the trainer's thread while the two workers compute; a
+           --terms tv run (forward + tv + backward only) shows that floor.
   PyTorch  Debian's torch 1.13 (this /usr/bin/python3), float32,
            set_num_threads(--threads), the modules of tests/torch/isp_nets.py
            and the loss pieces of tests/torch/losses.py (MobileNetV2
@@ -52,6 +54,7 @@ TITLE = {"efficient": "EfficientISP", "robust": "RobustISP", "rmfa": "RMFA-Net t
 FEATURES = os.path.expanduser("~/.cache/lumos/mobilenet_v2_block10.safetensors")
 PHOTOS = os.path.expanduser("~/.cache/lumos/photos.txt")
 GAMMA = 10.0
+WARM = 4  # lumos's untimed steps: each of the --photos photos decoded and cached
 
 
 # ------------------------------------------------------------------- torch side
@@ -291,13 +294,16 @@ def main():
     ap.add_argument("--crop", type=int, default=128, help="crop side (default 128)")
     ap.add_argument("--threads", type=int, default=2, help="threads per engine (default 2)")
     ap.add_argument("--lumos-pairs", type=int, default=3,
-                    help="lumos: timed (G, G+D) step pairs per net after the 2 warm-up steps "
-                         "(default 3: 8 steps)")
+                    help="lumos: timed (G, G+D) step pairs per net after the 4 warm-up steps "
+                         "(default 3: 10 steps)")
     ap.add_argument("--rmfa-pairs", type=int, default=2,
-                    help="the same for RMFA-Net tiny (default 2: 6 steps)")
+                    help="the same for RMFA-Net tiny (default 2: 8 steps)")
+    ap.add_argument("--photos", type=int, default=16,
+                    help="lumos: train on N photos spread over --data (default 16; each is "
+                         "decoded once, during the warm-up steps)")
     ap.add_argument("--runs", type=int, default=5, help="PyTorch: timed steps (default 5)")
     ap.add_argument("--warmup", type=int, default=2, help="PyTorch: untimed steps (default 2)")
-    ap.add_argument("--floor-steps", type=int, default=8,
+    ap.add_argument("--floor-steps", type=int, default=10,
                     help="steps of the --terms tv run of EfficientISP that shows the data "
                          "drawing floor (default 8; 0: skip it)")
     ap.add_argument("--channels-last", action="store_true",
@@ -316,8 +322,9 @@ def main():
     for n in nets:
         if n not in NETS:
             die(f"unknown net {n!r} (efficient, robust, rmfa)")
-    if args.lumos_pairs < 1 or args.rmfa_pairs < 1 or args.runs < 1 or args.warmup < 0:
-        die("--lumos-pairs, --rmfa-pairs and --runs must be >= 1, --warmup >= 0")
+    if (args.lumos_pairs < 1 or args.rmfa_pairs < 1 or args.runs < 1 or args.warmup < 0
+            or args.photos < 2):
+        die("--lumos-pairs, --rmfa-pairs and --runs must be >= 1, --warmup >= 0, --photos >= 2")
     if args.crop < 8 or args.crop % 4:
         die("--crop must be a multiple of 4 and >= 8 (RMFA-Net's pyramid)")
     for path, what in ((args.features, "--features (train/fetch-mobilenet.sh)"),
@@ -347,25 +354,31 @@ def main():
         print(f"note: {note}", file=sys.stderr)
         lines.append(note)
     with tempfile.TemporaryDirectory(prefix="lumos_train_step_") as work:
+        with open(args.data) as f:
+            every = [p.strip() for p in f if p.strip()]
+        photos = every[::max(1, len(every) // args.photos)][:args.photos]  # across the list
+        args.data = os.path.join(work, "photos.txt")
+        with open(args.data, "w") as f:
+            f.write("".join(p + "\n" for p in photos))
         floor = None
-        if args.floor_steps > 2:
+        if args.floor_steps > WARM:
             print(f"lumos: --terms tv run of EfficientISP ({args.floor_steps} steps) ...",
                   file=sys.stderr, flush=True)
             deltas, _, _ = lumos_run(exe, "efficient", args, work, args.floor_steps,
                                      terms="tv:1", d_every=1 << 30)
-            floor = statistics.median(deltas[2:])
+            floor = statistics.median(deltas[WARM:])
             lines.append(f"lumos floor (EfficientISP, --terms tv: forward + tv + backward, "
                          f"the next batch drawn meanwhile on the trainer's thread): steps "
-                         f"3-{args.floor_steps} {fmt_list(deltas[2:])} s, median "
+                         f"{WARM + 1}-{args.floor_steps} {fmt_list(deltas[WARM:])} s, median "
                          f"{floor:.2f} s")
         for net in nets:
             pairs = args.rmfa_pairs if net == "rmfa" else args.lumos_pairs
-            steps = 2 + 2 * pairs
+            steps = WARM + 2 * pairs
             print(f"{net}: lumos train, {steps} steps (D every 2nd) ...", file=sys.stderr,
                   flush=True)
             deltas, l_rss, l_wall = lumos_run(exe, net, args, work, steps)
-            g = [deltas[k] for k in range(2, steps, 2)]           # steps 3, 5, ...: G only
-            gd = [deltas[k] for k in range(3, steps, 2)]          # steps 4, 6, ...: G + D
+            g = [deltas[k] for k in range(WARM, steps, 2)]        # steps 5, 7, ...: G only
+            gd = [deltas[k] for k in range(WARM + 1, steps, 2)]   # steps 6, 8, ...: G + D
             d = [b - a for a, b in zip(g, gd)]
             print(f"{net}: PyTorch, {args.warmup} + {args.runs} steps ...", file=sys.stderr,
                   flush=True)
@@ -384,7 +397,7 @@ def main():
             tg, td = statistics.median(t["g"]), statistics.median(t["d"])
             rows.append((net, "G", lg, tg))
             rows.append((net, "D", ld, td))
-            lines.append(f"{TITLE[net]}, lumos: step deltas {fmt_list(deltas)} s (steps 1-2 "
+            lines.append(f"{TITLE[net]}, lumos: step deltas {fmt_list(deltas)} s (steps 1-{WARM} "
                          f"warm-up; G = odd steps {fmt_list(g)}; D = even - odd before "
                          f"{fmt_list(d)}); peak RSS {l_rss:.0f} MiB, {l_wall:.0f} s wall "
                          "with setup")
@@ -397,8 +410,9 @@ def main():
           f"{'channels_last' if args.channels_last else 'NCHW'} (OMP_WAIT_POLICY {omp}) on random "
           f"data, median of "
           f"{args.runs} after {args.warmup} warm-ups; lumos median of its CSV log's step deltas "
-          f"({args.lumos_pairs} G and G+D pairs, {args.rmfa_pairs} for RMFA-Net; its G steps "
-          f"include drawing the next batch). {os.cpu_count()} CPUs, 1-min load average "
+          f"({args.lumos_pairs} G and G+D pairs, {args.rmfa_pairs} for RMFA-Net, after {WARM} "
+          f"warm-ups, on {len(photos)} photos decoded once; its G steps include drawing the "
+          f"next batch). {os.cpu_count()} CPUs, 1-min load average "
           f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (other work skews "
           f"the times); {time.perf_counter() - start:.0f} s in all.\n")
     print("| net | step | lumos s | PyTorch s | PyTorch / lumos |")

@@ -183,12 +183,19 @@ int lumos__train_terms_parse(lumos_ctx *ctx, const char *spec, const lumos__gan_
 
 /* ------------------------------------------------------------- options */
 
+size_t lumos__train_default_cache_mb(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 2048;
+    return (size_t)((double)pages * (double)page / 4 / (1 << 20));
+}
+
 void lumos__train_options_init(lumos__train_options *o)
 {
     memset(o, 0, sizeof *o);
     o->net = LUMOS_ISP_EFFICIENT;
     o->mode = LUMOS__TRAIN_UNPAIRED;
-    o->cache_mb = 2048;
+    o->cache_mb = lumos__train_default_cache_mb();
     o->steps = 10000;
     o->batch = 8;
     o->crop = 128;

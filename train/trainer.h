@@ -127,7 +127,8 @@ typedef struct lumos__train_options {
     int d_every;                   /* discriminator steps every K generator steps (10) */
     uint64_t seed;                 /* 1 */
     int threads;                   /* samples processed at once (0: every core) */
-    size_t cache_mb;               /* decoded photos kept for their next visit (2048; 0: none) */
+    size_t cache_mb;               /* decoded photos kept for their next visit (0: none;
+                                      default lumos__train_default_cache_mb()) */
     const lumos__train_term *terms;/* NULL: lumos__train_default_terms(mode) */
     int n_terms;
     const char *log;               /* CSV log, appended on resume; NULL: none */
@@ -175,6 +176,12 @@ typedef struct lumos__train_result {
  * through the context's notice and counted. On success, or when stopped
  * (res->interrupted), the checkpoint and the weights have been written. */
 int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_result *res);
+
+/* A quarter of this machine's memory in MB (2048 when unknown): the photo
+ * cache's default. The 335 photos of train/fetch-data.sh take ~4 GB; a
+ * photo not cached is decoded again at each visit, which can cost more
+ * than the step's losses. */
+size_t lumos__train_default_cache_mb(void);
 
 /* PyTorch's default Conv2d init (kaiming_uniform_(a=sqrt(5)): weight and
  * bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))) of network `kind` into flat
