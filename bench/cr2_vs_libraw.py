@@ -2,11 +2,14 @@
 """cr2_vs_libraw.py — the ISPs on the real CR2 (rawtran-doc's Canon EOS 30D)
 against LibRaw's own rendering of it.
 
-    /usr/bin/python3 bench/cr2_vs_libraw.py [--lumos build/lumos] [--keep DIR] [METHOD...]
+    /usr/bin/python3 bench/cr2_vs_libraw.py [--lumos build/lumos] [--keep DIR]
+                                            [--preview FILE [--preview-scale 4]] [METHOD...]
 
 METHOD: classic (lumos's classical ISP, tone 0), or NET[=WEIGHTS] for a
 learned ISP (efficient, robust, rmfa-tiny; without WEIGHTS the shipped
-data/weights/NET.safetensors). Default: classic and every network whose
+data/weights/NET.safetensors; with, the row is named after the file).
+--preview writes one image: LibRaw's rendering then each METHOD's, left to
+right, each shrunk --preview-scale times (box filter), in the sensor's orientation. Default: classic and every network whose
 shipped weights exist. The reference is `dcraw_emu -w -W -o 1 -g 2.4 12.92
 -q 3 -T` (camera white balance, no auto-brightening, sRGB, AHD), which has no
 tone curve: lumos's classical ISP runs with --tone 0 to match. Prints PSNR
@@ -41,6 +44,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--lumos")
     p.add_argument("--keep", help="keep the renderings in DIR")
+    p.add_argument("--preview", help="write LibRaw's and each method's rendering side by side "
+                                     "(JPEG or PNG, by the name)")
+    p.add_argument("--preview-scale", type=int, default=4, help="shrink factor of --preview (4)")
     p.add_argument("methods", nargs="*")
     a = p.parse_args()
     lumos = lumos_exe(a.lumos)
@@ -57,12 +63,13 @@ def main():
                     "-T", "-Z", ref_path, CR2], check=True)
     ref = imageio.imread(ref_path)[..., :3]
 
-    rows = []
+    rows, shown = [], [ref]
     for m in methods:
-        name, _, weights = m.partition("=")
+        net, _, weights = m.partition("=")
+        name = os.path.splitext(os.path.basename(weights))[0] if weights else net
         path = os.path.join(out, name + ".tiff")
         cmd = [lumos, "convert", CR2, "-o", path, "--format", "tiff", "--quiet"]
-        cmd += ["--tone", "0"] if name == "classic" else ["--isp", name]
+        cmd += ["--tone", "0"] if net == "classic" else ["--isp", net]
         if weights:
             cmd += ["--weights", weights]
         subprocess.run(cmd, check=True)
@@ -75,12 +82,31 @@ def main():
         best = max((np.rot90(img, k) for k in range(4) if np.rot90(img, k).shape == ref.shape),
                    key=lambda x: psnr(x, ref))
         rows.append((name, psnr(best, ref), structural_similarity(luma(best), luma(ref), data_range=255)))
+        shown.append(best)
     print("| ISP on IMG_5952.CR2 | PSNR vs LibRaw (dB) | SSIM |")
     print("|---|---:|---:|")
     for name, ps, ss in rows:
         print(f"| {name} | {ps:.2f} | {ss:.4f} |")
+    if a.preview:
+        write_preview(a.preview, shown, a.preview_scale)
     if not a.keep:
         subprocess.run(["rm", "-rf", out])
+
+
+def write_preview(path, images, scale):
+    """images (LibRaw's first; all in the sensor's orientation) side by side,
+    shrunk by scale, 4 white pixels apart; written atomically."""
+    small = []
+    for img in images:
+        h, w = (img.shape[0] // scale) * scale, (img.shape[1] // scale) * scale
+        x = img[:h, :w].astype(np.float64).reshape(h // scale, scale, w // scale, scale, 3)
+        small.append(x.mean(axis=(1, 3)))
+    row = np.concatenate([np.pad(x, ((0, 0), (0, 4), (0, 0)), constant_values=255) for x in small],
+                         axis=1)[:, :-4]
+    row = np.clip(row + 0.5, 0, 255).astype(np.uint8)
+    tmp = path + ".part" + os.path.splitext(path)[1]
+    imageio.imwrite(tmp, row, **({"quality": 90} if path.lower().endswith((".jpg", ".jpeg")) else {}))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
