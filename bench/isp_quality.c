@@ -45,8 +45,8 @@ static const char usage_text[] =
     "                      one picture (one split key, e.g. a KDE wallpaper's\n"
     "                      images/*.jpg) count once, from the first that fits\n"
     "  --csv FILE          per-photo scores (one row per photo and method)\n"
-    "  --preview FILE      PNG grid of the first 4 photos: ground truth, then each\n"
-    "                      METHOD, left to right\n"
+    "  --preview FILE      grid of the first 4 photos (PNG, or JPEG/TIFF by the\n"
+    "                      name): ground truth, then each METHOD, left to right\n"
     "\n"
     "Exit status: 0 ok, 1 failure (a bad weights file, unreadable data, no photo\n"
     "scored), 2 usage.\n";
@@ -395,7 +395,8 @@ int main(int argc, char **argv)
         grid.height = rows * s + (rows - 1) * PREVIEW_GAP; /* the unused rows left out */
         lumos_write_options wo;
         lumos_write_options_init(&wo);
-        wo.format = LUMOS_FORMAT_PNG;
+        /* by the name (a .jpg is smaller to ship), PNG when it says nothing */
+        wo.format = lumos_format_from_path(preview_path) ? LUMOS_FORMAT_AUTO : LUMOS_FORMAT_PNG;
         wo.overwrite = 1;
         if (lumos_image_write(ctx, &grid, preview_path, &wo))
             status = fail("%s", lumos_last_error(ctx));
