@@ -12,7 +12,8 @@ lumos_test(test_threads SOURCES test_threads.c LABEL stage ARGS ${LUMOS_CR2})
 
 # The command line: bad inputs, batches, exit codes, shards, no partial files.
 add_test(NAME test_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:lumos_cli>
-                                ${LUMOS_CR2} ${LUMOS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/torch/isp_nets.py)
+                                ${LUMOS_CR2} ${LUMOS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/torch/isp_nets.py
+                                $<TARGET_FILE:mkdng>)
 set_tests_properties(test_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
 
 # The README's C API example, run on the CR2.

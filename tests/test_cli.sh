@@ -3,7 +3,7 @@
 # would use it: bad inputs, batches that go on past them, exit codes, shards,
 # learned ISPs and their weights, and never a partial output or a touched input.
 set -u
-LUMOS=$1 CR2=$2 PYTHON=${3:-/usr/bin/python3} NETS_PY=${4:-}
+LUMOS=$1 CR2=$2 PYTHON=${3:-/usr/bin/python3} NETS_PY=${4:-} MKDNG=${5:-}
 [ -r "$CR2" ] || { echo "[SKIP] $CR2 not found (install rawtran-doc)"; exit 77; }
 T=$(mktemp -d /tmp/lumos-cli.XXXXXX)
 cleanup() { umount "$T/full" 2>/dev/null; rm -rf "$T"; }
@@ -110,9 +110,28 @@ no_partials "$T"
 expect 1 "learned ISP without weights" -- env LUMOS_DATA_DIR="$T/no-data" "$LUMOS" convert "$CR2" --isp robust -o "$T/l.jpg"
 grep -q "no default weights" "$T/err" || fail "missing default weights not said: $(cat "$T/err")"
 # the shipped default (data/weights/, trained by lumos train: README)
+# on the CR2, and on a DNG of another camera (camera space linear sRGB, GRBG)
+# made from the CR2's half-size render: each network's colour means there
+# within 0.15 of the classical ISP's (a dead or wrong colour fails)
+if [ -n "$MKDNG" ]; then
+    expect 0 "half render for a DNG" -- "$LUMOS" convert "$CR2" --half --tone 0 -o "$T/half.png"
+    "$MKDNG" "$T/half.png" "$T/other.dng" --cfa grbg >/dev/null || fail "mkdng failed"
+    expect 0 "classical ISP on the DNG" -- "$LUMOS" convert "$T/other.dng" -o "$T/dng-classic.png"
+fi
 for net in efficient robust rmfa-tiny; do
     if [ -f "$(dirname "$0")/../data/weights/$net.safetensors" ]; then
         expect 0 "shipped $net weights" -- "$LUMOS" convert "$CR2" --isp $net -o "$T/shipped-$net.jpg"
+        [ -n "$MKDNG" ] || continue
+        expect 0 "shipped $net weights on a DNG" -- "$LUMOS" convert "$T/other.dng" --isp $net -o "$T/dng-$net.png"
+        if "$PYTHON" -c 'import imageio, numpy' 2>/dev/null; then
+            "$PYTHON" - "$T/dng-classic.png" "$T/dng-$net.png" <<'PY' || fail "$net on the DNG: colours off"
+import sys, imageio, numpy as np
+a, b = (imageio.imread(p)[..., :3].astype(np.float64) / 255 for p in sys.argv[1:])
+d = np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1)))
+print("channel means, classical vs network:", a.mean(axis=(0, 1)).round(3), b.mean(axis=(0, 1)).round(3))
+sys.exit(0 if a.shape == b.shape and d.max() < 0.15 else 1)
+PY
+        fi
     fi
 done
 expect 2 "classic options with a learned ISP" -- "$LUMOS" convert "$CR2" --isp robust --wb auto -o "$T/l.jpg"
