@@ -21,7 +21,6 @@ int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw
 int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
                                  float *flat, lumos_net_input *input);
 
-
 /* The network's weights in flat-buffer order (*count floats), owned by net. */
 const float *lumos__net_flat(const lumos_net *net, size_t *count);
 

@@ -404,13 +404,22 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
     return rc;
 }
 
-/* features + eps · perturb into a new map (perturb NULL: a copy). */
+/* features + eps · perturb into a new map. */
 static int shifted(lumos_ctx *ctx, const fmap *f, const float *perturb, float eps, fmap *out)
 {
     int rc = fmap_new(ctx, out, f->c, f->w, f->h);
-    for (size_t i = 0; !rc && i < fmap_size(f); i++)
-        out->data[i] = f->data[i] + (perturb ? eps * perturb[i] : 0.f);
+    for (size_t i = 0; !rc && i < fmap_size(f); i++) out->data[i] = f->data[i] + eps * perturb[i];
     return rc;
+}
+
+void lumos__disc_map_shape(int net, int width, int height, int *c, int *w, int *h)
+{
+    const int deep = net != LUMOS__NET_DISC_TEXTURE_EARLY;
+    *c = net == LUMOS__NET_DISC_TEXTURE_EARLY  ? LUMOS__TAP_EARLY_CHANNELS
+         : net == LUMOS__NET_DISC_TEXTURE_DEEP ? LUMOS__TAP_DEEP_CHANNELS
+                                               : LUMOS__TAP_LAST_CHANNELS;
+    *w = lumos__feature_size(width, deep);
+    *h = lumos__feature_size(height, deep);
 }
 
 int lumos__stage_d_maps(lumos_ctx *ctx, int colour, int width, int height, const float *image,
@@ -448,12 +457,8 @@ int lumos__stage_discriminate(lumos_ctx *ctx, int net, int width, int height,
                               const float *d_weights, const float *map, const float *perturb,
                               float eps, float *score, float *grad, float *input_grad)
 {
-    const int deep = net != LUMOS__NET_DISC_TEXTURE_EARLY;
-    const int ch = net == LUMOS__NET_DISC_TEXTURE_EARLY ? LUMOS__TAP_EARLY_CHANNELS
-                   : net == LUMOS__NET_DISC_TEXTURE_DEEP ? LUMOS__TAP_DEEP_CHANNELS
-                                                         : LUMOS__TAP_LAST_CHANNELS;
-    const fmap at = {(float *)map, ch, lumos__feature_size(width, deep),
-                     lumos__feature_size(height, deep)};
+    fmap at = {(float *)map, 0, 0, 0};
+    lumos__disc_map_shape(net, width, height, &at.c, &at.w, &at.h);
     fmap moved = {0};
     int rc = perturb ? shifted(ctx, &at, perturb, eps, &moved) : LUMOS_OK;
     if (!rc) rc = discriminate(ctx, net, d_weights, perturb ? &moved : &at, &at, score, input_grad, grad);

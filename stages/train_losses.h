@@ -44,6 +44,10 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
 int lumos__stage_d_maps(lumos_ctx *ctx, int colour, int width, int height, const float *image,
                         const float *features, float *maps[2]);
 
+/* The feature map discriminator `net` (LUMOS__NET_DISC_*) scores, for a
+ * width×height image: its channels *c and size *w × *h. */
+void lumos__disc_map_shape(int net, int width, int height, int *c, int *w, int *h);
+
 /* Discriminator `net` (LUMOS__NET_DISC_*) on map + eps·perturb (perturb
  * NULL: map itself), linearised at map, map being that of a width×height
  * image: its score, dD/d(input) into input_grad (the map's size) and, when

@@ -216,11 +216,9 @@ static int d_call_alloc(lumos_ctx *ctx, const shared *sh, int which, int w, int 
     memset(c, 0, sizeof *c);
     int disc[2], parts = term_discs(which, disc);
     for (int k = 0; k < parts; k++) {
-        int deep = disc[k] != D_EARLY;
-        int ch = disc[k] == D_EARLY ? LUMOS__TAP_EARLY_CHANNELS
-                 : disc[k] == D_DEEP ? LUMOS__TAP_DEEP_CHANNELS
-                                     : LUMOS__TAP_LAST_CHANNELS;
-        c->input_n[k] = (size_t)ch * lumos__feature_size(w, deep) * lumos__feature_size(h, deep);
+        int ch, fw, fh;
+        lumos__disc_map_shape(disc_net[disc[k]], w, h, &ch, &fw, &fh);
+        c->input_n[k] = (size_t)ch * fw * fh;
         c->grad[k] = params ? malloc(sh->n[disc[k]] * sizeof(float)) : NULL;
         c->input[k] = malloc(c->input_n[k] * sizeof(float));
         if ((params && !c->grad[k]) || !c->input[k])

@@ -275,8 +275,14 @@ int lumos__train_init_weights(lumos_ctx *ctx, lumos_isp_kind kind, uint64_t *rng
 void lumos__train_start_outputs_alive(lumos_isp_kind kind, float *flat)
 {
     if (kind != LUMOS_ISP_EFFICIENT && kind != LUMOS_ISP_ROBUST) return;
-    ptrdiff_t at = lumos__learned_tensor_offset(kind, "conv3.bias");
-    for (int k = 0; at >= 0 && k < 12; k++) flat[at + k] = 0.5f;
+    const lumos__tensor_spec *t;
+    size_t at = 0;
+    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
+        const size_t n = lumos__tensor_elements(t);
+        if (!strcmp(t->name, "conv3.bias")) /* the layer before the output ReLU */
+            for (size_t k = 0; k < n; k++) flat[at + k] = 0.5f;
+        at += n;
+    }
 }
 
 int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, lumos_net_input input,
