@@ -147,7 +147,10 @@ static int render(lumos_ctx *ctx, const method *m, const lumos__train_heldout *h
     float *data = NULL;
     size_t row = 0;
     int rc = lumos_raw_from_mosaic(ctx, h->mosaic, s, s, (size_t)s * 2, &h->info, &raw);
-    if (rc == LUMOS_OK) rc = lumos__isp_learned_f32(ctx, m->net, raw, &data, &row);
+    /* the sample's exposure, as the classical render gets it, to a network
+     * trained to take it (older weights were trained to guess it) */
+    const float ev = lumos_net_takes_exposure(m->net) ? log2f(h->rgb_gain) : 0.f;
+    if (rc == LUMOS_OK) rc = lumos__isp_learned_f32(ctx, m->net, raw, ev, &data, &row);
     lumos_raw_free(raw);
     if (rc) return rc;
     for (int y = 0; y < s; y++) {

@@ -79,12 +79,12 @@ int main(int argc, char **argv)
 
     lumos_image img;
     for (int r = 0; r < warmup; r++) {
-        if (lumos_isp_learned(ctx, net, raw, 8, &img) != LUMOS_OK) return fail(ctx, "warm-up");
+        if (lumos_isp_learned(ctx, net, raw, 0, 8, &img) != LUMOS_OK) return fail(ctx, "warm-up");
         lumos_image_free(&img);
     }
     for (int r = 0; r < runs; r++) {
         double t0 = now();
-        int rc = lumos_isp_learned(ctx, net, raw, 8, &img);
+        int rc = lumos_isp_learned(ctx, net, raw, 0, 8, &img);
         double t1 = now();
         if (rc != LUMOS_OK) return fail(ctx, "lumos_isp_learned");
         printf("time_s %.6f\n", t1 - t0);

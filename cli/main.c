@@ -60,9 +60,11 @@ static const char usage_convert[] =
     "  --isp classic|efficient|robust|rmfa-tiny\n"
     "                         the classical ISP (default) or a learned one\n"
     "  --weights FILE         a learned ISP's weights (safetensors, PyTorch state_dict\n"
-    "                         names); the options below apply to --isp classic only\n"
+    "                         names)\n"
+    "  --exposure EV          exposure change in stops; default 0 (no auto-brightening);\n"
+    "                         a learned ISP takes it when its weights were trained to\n"
+    "  the options below apply to --isp classic only:\n"
     "  --wb camera|auto|R,G,B white balance: as shot, gray world, or multipliers\n"
-    "  --exposure EV          exposure change in stops; default 0 (no auto-brightening)\n"
     "  --tone T               tone-curve strength 0..1; default 0.5\n"
     "  --sharpen A            unsharp-mask amount 0..10; default 0\n"
     "  --half                 half size: one pixel per 2x2 block, no demosaic\n"
@@ -131,6 +133,8 @@ static const char usage_train[] =
     "  --crop S               crop side in pixels, even, 8..4096 (default 128)\n"
     "  --lr-g X               generator learning rate (default 5e-4; Adam betas\n"
     "                         0.5, 0.9, the method's)\n"
+    "  --lr-g-final X         let the generator's rate fall from --lr-g to X by the\n"
+    "                         last step, along a half cosine (default: constant)\n"
     "  --lr-d X               discriminators' learning rate (default 1e-5)\n"
     "  --d-every K            a discriminator step every K generator steps (default 10)\n"
     "  --seed S               the seed of every random choice (default 1)\n"
@@ -631,8 +635,9 @@ static int cmd_convert(int argc, char **argv)
     lumos_isp_options defaults;
     lumos_isp_options_init(&defaults);
     defaults.bits = opt.isp.bits;
+    defaults.exposure_ev = opt.isp.exposure_ev; /* a learned ISP takes it too */
     if (opt.kind != LUMOS_ISP_CLASSIC && memcmp(&defaults, &opt.isp, sizeof defaults))
-        die_usage("--wb, --exposure, --tone, --sharpen, --half, --linear and --space apply to "
+        die_usage("--wb, --tone, --sharpen, --half, --linear and --space apply to "
                   "--isp classic only");
     /* A learned ISP's weights are read once, before any input. */
     lumos_net *net = NULL;
@@ -830,6 +835,8 @@ static int cmd_train(int argc, char **argv)
             if (o.crop % 2) die_usage("--crop: an even size (the mosaic's 2x2 blocks)");
         } else if (is_option(argc, argv, &i, "--lr-g", NULL, &v)) {
             o.lr_g = parse_number("--lr-g", v, 1e-9, 0.5);
+        } else if (is_option(argc, argv, &i, "--lr-g-final", NULL, &v)) {
+            o.lr_g_final = parse_number("--lr-g-final", v, 1e-12, 0.5);
         } else if (is_option(argc, argv, &i, "--lr-d", NULL, &v)) {
             o.lr_d = parse_number("--lr-d", v, 1e-9, 0.5);
         } else if (is_option(argc, argv, &i, "--d-every", NULL, &v)) {

@@ -219,13 +219,22 @@ LUMOS_API lumos_net_input lumos_net_get_input(const lumos_net *net);
 /* "sensor", "agnostic". */
 LUMOS_API const char *lumos_net_input_name(lumos_net_input input);
 
+/* Whether the network was trained with the exposure in its input (its
+ * weights' "lumos_exposure" metadata is "input"): the levelled mosaic
+ * brightened by 2^exposure_ev, as the classical ISP's exposure option does,
+ * so that a network and the classical ISP get the same information. Weights
+ * without it take 0 EV only. */
+LUMOS_API int lumos_net_takes_exposure(const lumos_net *net);
+
 /* Runs a learned ISP on a Bayer mosaic (a RAW file's or a caller's, see
  * lumos_raw_from_mosaic), normalised with its black and white levels, any
- * CFA pattern. *out: sRGB at `bits` (8 or 16), the mosaic's size, sensor
- * orientation (see lumos_image_orient). A lumos_net may be used by several
- * threads at once. */
+ * CFA pattern, brightened by exposure_ev stops (0: as shot; nonzero needs
+ * lumos_net_takes_exposure). *out: sRGB at `bits` (8 or 16), the mosaic's
+ * size, sensor orientation (see lumos_image_orient). A lumos_net may be
+ * used by several threads at once. */
 LUMOS_API lumos_status lumos_isp_learned(lumos_ctx *ctx, const lumos_net *net,
-                                         const lumos_raw *raw, int bits, lumos_image *out);
+                                         const lumos_raw *raw, float exposure_ev, int bits,
+                                         lumos_image *out);
 
 /* ------------------------------------------------------------- image I/O */
 

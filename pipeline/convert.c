@@ -42,7 +42,7 @@ lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path, const char 
     }
     lumos_image img = {0};
     rc = opt->kind == LUMOS_ISP_CLASSIC ? lumos_isp_classic(ctx, raw, &opt->isp, &img)
-                                        : lumos_isp_learned(ctx, net, raw, opt->isp.bits, &img);
+                                        : lumos_isp_learned(ctx, net, raw, opt->isp.exposure_ev, opt->isp.bits, &img);
     if (rc == LUMOS_OK) rc = lumos_image_orient(ctx, &img, lumos_raw_get_info(raw)->orientation);
     if (rc == LUMOS_OK) {
         if (!wo.exif) wo.exif = &lumos_raw_get_info(raw)->exif;

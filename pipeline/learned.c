@@ -1,6 +1,7 @@
 /* learned.c — lumos_net: a learned ISP's weights, and running it on a RAW. */
 #include "pipeline/learned.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 struct lumos_net {
     lumos_isp_kind kind;
     lumos_net_input input;
+    int exposed;  /* trained with the exposure in its input (see lumos_isp_learned) */
     float *flat;  /* isp_nets.def order */
     size_t count;
 };
@@ -81,9 +83,13 @@ lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind, const char *wei
     float *flat = malloc(count * sizeof *flat);
     if (!flat) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", weights_path);
     lumos_net_input input = LUMOS_INPUT_SENSOR;
-    int rc = lumos__flat_from_safetensors(ctx, kind, weights_path, 1, flat, &input);
+    int exposed = 0;
+    int rc = lumos__flat_from_safetensors(ctx, kind, weights_path, 1, flat, &input, &exposed);
     if (rc == LUMOS_OK) rc = lumos__net_from_flat(ctx, kind, flat, count, out);
-    if (rc == LUMOS_OK) (*out)->input = input;
+    if (rc == LUMOS_OK) {
+        (*out)->input = input;
+        (*out)->exposed = exposed;
+    }
     free(flat);
     return rc;
 }
@@ -98,8 +104,18 @@ lumos_net_input lumos_net_get_input(const lumos_net *net)
     return net ? net->input : LUMOS_INPUT_SENSOR;
 }
 
+int lumos_net_takes_exposure(const lumos_net *net)
+{
+    return net ? net->exposed : 0;
+}
+
+void lumos__net_set_exposed(lumos_net *net, int exposed)
+{
+    if (net) net->exposed = exposed;
+}
+
 int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
-                                 float *flat, lumos_net_input *input)
+                                 float *flat, lumos_net_input *input, int *exposed)
 {
     lumos__weights *w = NULL;
     int rc = lumos__weights_open(ctx, path, &w);
@@ -111,6 +127,13 @@ int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char
         else if (!strcmp(mode, "agnostic")) *input = LUMOS_INPUT_AGNOSTIC;
         else rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: unknown lumos_input '%s' (sensor or agnostic)",
                               path, mode);
+    }
+    if (exposed && rc == LUMOS_OK) {
+        /* weights written before the exposure was an input ignore it */
+        const char *e = lumos__weights_metadata(w, "lumos_exposure");
+        *exposed = e && !strcmp(e, "input");
+        if (e && !*exposed)
+            rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: unknown lumos_exposure '%s' (input)", path, e);
     }
     const lumos__tensor_spec *t;
     size_t at = 0;
@@ -160,10 +183,17 @@ int lumos__mosaic_levels(lumos_ctx *ctx, const lumos_raw_info *in, float black[4
 }
 
 /* The mosaic and its levels as the pipelines take them. */
-static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int bits, void **data,
-               size_t *row)
+static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float exposure_ev,
+               int bits, void **data, size_t *row)
 {
     if (!net || !raw) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_isp_learned: NULL argument");
+    if (!(exposure_ev >= -16 && exposure_ev <= 16))
+        return lumos__fail(ctx, LUMOS_E_ARG, "exposure %g EV is out of range -16..16", exposure_ev);
+    if (exposure_ev != 0 && !net->exposed)
+        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
+                           "these %s weights were trained without the exposure as an input; "
+                           "only 0 EV is supported",
+                           lumos_isp_name(net->kind));
     const lumos_raw_info *in = &raw->info;
     if (!in->is_bayer || !raw->mosaic)
         return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
@@ -189,6 +219,8 @@ static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int b
     float black[4], scale[4];
     int cfa_x, cfa_y;
     int rc = lumos__mosaic_levels(ctx, in, black, scale, &cfa_x, &cfa_y);
+    /* the exposure brightens the levelled mosaic, as training did */
+    for (int s = 0; s < 4; s++) scale[s] *= exp2f(exposure_ev);
     if (rc == LUMOS_OK)
         rc = lumos__stage_learned(ctx, net->kind, net->flat, mosaic, in->width, in->height, stride,
                                   cfa_x, cfa_y, black, scale, bits, data, row);
@@ -196,15 +228,15 @@ static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int b
     return rc;
 }
 
-lumos_status lumos_isp_learned(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, int bits,
-                               lumos_image *out)
+lumos_status lumos_isp_learned(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw,
+                               float exposure_ev, int bits, lumos_image *out)
 {
     if (!out) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_isp_learned: NULL argument");
     memset(out, 0, sizeof *out);
     if (bits != 8 && bits != 16) return lumos__fail(ctx, LUMOS_E_ARG, "bits must be 8 or 16");
     void *data = NULL;
     size_t row = 0;
-    int rc = run(ctx, net, raw, bits, &data, &row);
+    int rc = run(ctx, net, raw, exposure_ev, bits, &data, &row);
     if (rc) return rc;
     out->width = raw->info.width;
     out->height = raw->info.height;
@@ -216,12 +248,12 @@ lumos_status lumos_isp_learned(lumos_ctx *ctx, const lumos_net *net, const lumos
     return LUMOS_OK;
 }
 
-int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float **out,
-                           size_t *row_floats)
+int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw,
+                           float exposure_ev, float **out, size_t *row_floats)
 {
     void *data = NULL;
     size_t row = 0;
-    int rc = run(ctx, net, raw, 32, &data, &row);
+    int rc = run(ctx, net, raw, exposure_ev, 32, &data, &row);
     *out = data;
     *row_floats = row / sizeof(float);
     return rc;

@@ -10,16 +10,21 @@ int lumos__net_from_flat(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
 
 /* The network's own float output (no clamp), interleaved RGB, *out malloc'ed
  * with rows *row_floats apart. */
-int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float **out,
-                           size_t *row_floats);
+int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw,
+                           float exposure_ev, float **out, size_t *row_floats);
+
+/* Whether net takes the exposure in its input (lumos_net_takes_exposure);
+ * for networks made from a flat buffer, which have no metadata. */
+void lumos__net_set_exposed(lumos_net *net, int exposed);
 
 /* A safetensors file's tensors of network `kind` (any id of isp_nets.def's
  * tables) into flat (lumos__learned_weight_count floats), checking names and
  * shapes; exact: refuse tensors the network does not have. input (may be
- * NULL): the file's "lumos_input" metadata (none: sensor). The file and the
+ * NULL): the file's "lumos_input" metadata (none: sensor); exposed (may be
+ * NULL): 1 when its "lumos_exposure" is "input" (none: 0). The file and the
  * tensor are named on failure. */
 int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
-                                 float *flat, lumos_net_input *input);
+                                 float *flat, lumos_net_input *input, int *exposed);
 
 /* The network's weights in flat-buffer order (*count floats), owned by net. */
 const float *lumos__net_flat(const lumos_net *net, size_t *count);

@@ -217,6 +217,8 @@ static void weights_mode(lumos_ctx *ctx)
     CHECK(lumos_net_load(ctx, kind, sensor, &s) == LUMOS_OK, "%s", lumos_last_error(ctx));
     CHECK(a && lumos_net_get_input(a) == LUMOS_INPUT_AGNOSTIC, "agnostic weights load as sensor");
     CHECK(s && lumos_net_get_input(s) == LUMOS_INPUT_SENSOR, "no metadata is not sensor");
+    CHECK(a && lumos_net_takes_exposure(a), "trained weights must say they take the exposure");
+    CHECK(s && !lumos_net_takes_exposure(s), "no metadata: no exposure");
     CHECK(lumos_net_load(ctx, kind, bogus, &b) == LUMOS_E_FORMAT, "unknown lumos_input accepted");
     CHECK(strstr(lumos_last_error(ctx), bogus) && strstr(lumos_last_error(ctx), "infrared"),
           "message: %s", lumos_last_error(ctx));
@@ -232,9 +234,9 @@ static void weights_mode(lumos_ctx *ctx)
         lumos_raw_from_mosaic(ctx, canon, W, H, W * 2, &cinfo, &craw);
         float *got = NULL, *want = NULL;
         size_t row_got = 0, row_want = 0;
-        CHECK(raw && lumos__isp_learned_f32(ctx, a, raw, &got, &row_got) == LUMOS_OK, "%s",
+        CHECK(raw && lumos__isp_learned_f32(ctx, a, raw, 0, &got, &row_got) == LUMOS_OK, "%s",
               lumos_last_error(ctx));
-        CHECK(craw && lumos__isp_learned_f32(ctx, s, craw, &want, &row_want) == LUMOS_OK, "%s",
+        CHECK(craw && lumos__isp_learned_f32(ctx, s, craw, 0, &want, &row_want) == LUMOS_OK, "%s",
               lumos_last_error(ctx));
         int differ = !got || !want || row_got != row_want;
         for (int y = 0; !differ && y < H; y++)
@@ -243,7 +245,7 @@ static void weights_mode(lumos_ctx *ctx)
         /* and it is not a no-op: on the sensor mosaic as is, it differs */
         float *plain = NULL;
         size_t row_plain = 0;
-        lumos__isp_learned_f32(ctx, s, raw, &plain, &row_plain);
+        lumos__isp_learned_f32(ctx, s, raw, 0, &plain, &row_plain);
         CHECK(plain && got && memcmp(plain, got, W * 3 * sizeof(float)) != 0, "no transform");
         free(got);
         free(want);

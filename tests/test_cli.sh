@@ -146,6 +146,10 @@ if [ -n "$NETS_PY" ] && "$PYTHON" -c 'import torch' 2>/dev/null; then
         fail "isp_nets.py make failed"
     expect 1 "weights of another network" -- "$LUMOS" convert "$CR2" --isp robust --weights "$T/eff/weights.safetensors" -o "$T/l.jpg"
     grep -q "shape" "$T/err" || fail "wrong network's weights: $(cat "$T/err")"
+    # weights made without lumos_exposure metadata were not trained to take it
+    expect 1 "exposure to weights that predate it" -- "$LUMOS" convert "$CR2" --isp efficient --weights "$T/eff/weights.safetensors" --exposure 1 -o "$T/l.jpg"
+    grep -q "0 EV" "$T/err" || fail "exposure refused without a reason: $(cat "$T/err")"
+    [ ! -e "$T/l.jpg" ] || fail "a refused exposure wrote an output"
     expect 0 "learned ISP" -- "$LUMOS" convert "$CR2" --isp efficient --weights "$T/eff/weights.safetensors" -o "$T/l.png" --bits 16
     [ "$(od -An -tu1 -j16 -N8 "$T/l.png" | tr -s ' ')" = " 0 0 13 194 0 0 9 44" ] ||
         fail "learned ISP output is not 3522x2348: $(od -An -tu1 -j16 -N8 "$T/l.png")"

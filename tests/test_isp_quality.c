@@ -31,6 +31,7 @@
 #include "bench/quality.h"
 #include "check.h"
 #include "lumos.h"
+#include "pipeline/learned.h"
 #include "stages/learned_isp.h"
 #include "train/data.h"
 #include "train/trainer.h"
@@ -122,6 +123,44 @@ static void test_scores(void)
 
 /* ------------------------------------------------- the held-out sample */
 
+/* What training feeds the network (h's levels, the exposure in scale) is
+ * what lumos_isp_learned feeds it at the sample's exposure: one output. */
+static void same_input_as_inference(lumos_ctx *ctx, const lumos__train_heldout *h)
+{
+    const lumos_isp_kind kind = LUMOS_ISP_EFFICIENT;
+    const size_t n = lumos__learned_weight_count(kind);
+    float *flat = malloc(n * sizeof *flat);
+    uint64_t rng = 9;
+    lumos_net *net = NULL;
+    lumos_raw *raw = NULL;
+    float *trained = NULL, *inferred = NULL;
+    size_t row_t = 0, row_i = 0;
+    int rc = flat ? lumos__train_init_weights(ctx, kind, &rng, flat) : LUMOS_E_NOMEM;
+    if (rc == LUMOS_OK) rc = lumos__net_from_flat(ctx, kind, flat, n, &net);
+    if (rc == LUMOS_OK) {
+        lumos__net_set_exposed(net, 1);
+        rc = lumos__stage_learned(ctx, kind, flat, h->mosaic, h->size, h->size,
+                                  (size_t)h->size * 2, h->cfa_x, h->cfa_y, h->black, h->scale, 32,
+                                  (void **)&trained, &row_t);
+    }
+    if (rc == LUMOS_OK)
+        rc = lumos_raw_from_mosaic(ctx, h->mosaic, h->size, h->size, (size_t)h->size * 2, &h->info,
+                                   &raw);
+    if (rc == LUMOS_OK) rc = lumos__isp_learned_f32(ctx, net, raw, log2f(h->rgb_gain), &inferred, &row_i);
+    CHECK(rc == LUMOS_OK, "training vs inference input: %s", lumos_last_error(ctx));
+    double worst = 0;
+    for (int y = 0; rc == LUMOS_OK && y < h->size; y++)
+        for (int x = 0; x < 3 * h->size; x++)
+            worst = fmax(worst, fabs(trained[y * row_t / 4 + x] - inferred[y * row_i + x]));
+    CHECK(worst <= 1e-6, "training's network input differs from inference's at the sample's "
+                         "exposure (rgb gain %g): %.3g", h->rgb_gain, worst);
+    free(trained);
+    free(inferred);
+    lumos_raw_free(raw);
+    lumos_net_free(net);
+    free(flat);
+}
+
 static void test_heldout(lumos_ctx *ctx, const char *photo)
 {
     lumos__item it = {.kind = LUMOS__ITEM_PHOTO, .path = photo};
@@ -151,6 +190,7 @@ static void test_heldout(lumos_ctx *ctx, const char *photo)
               "the truth is not the centre crop");
         double p = quality_psnr(h1.classic, h1.truth, 64, 64, 4);
         CHECK(p > 20 && isfinite(p), "classical render vs truth: %g dB", p);
+        same_input_as_inference(ctx, &h1);
     }
     lumos__train_heldout_free(&h1);
     lumos__train_heldout_free(&h2);

@@ -132,7 +132,7 @@ static void compare(lumos_ctx *ctx, const weights *wt, const lumos_net *net, int
     lumos_raw *raw = make_raw(ctx, m, w, h, cfa);
     float *got = NULL;
     size_t row = 0;
-    int rc = lumos__isp_learned_f32(ctx, net, raw, &got, &row);
+    int rc = lumos__isp_learned_f32(ctx, net, raw, 0, &got, &row);
     CHECK(rc == LUMOS_OK, "%s %dx%d: %s", lumos_isp_name(wt->kind), w, h, lumos_last_error(ctx));
     /* The pipeline's domain: packed nets cover u < W + cfa_x in whole 2×2
      * blocks; RMFA covers exactly W + cfa_x (a 1-pixel side is repeated). */
@@ -169,7 +169,7 @@ static void compare(lumos_ctx *ctx, const weights *wt, const lumos_net *net, int
     /* 8 and 16 bits: the float output clamped and rounded (±1 for FMA). */
     for (int bits = 8; bits <= 16 && rc == LUMOS_OK; bits += 8) {
         lumos_image img;
-        CHECK(lumos_isp_learned(ctx, net, raw, bits, &img) == LUMOS_OK, "%s", lumos_last_error(ctx));
+        CHECK(lumos_isp_learned(ctx, net, raw, 0, bits, &img) == LUMOS_OK, "%s", lumos_last_error(ctx));
         double top = bits == 8 ? 255 : 65535, worst = 0;
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w * 3; x++) {
@@ -187,6 +187,65 @@ static void compare(lumos_ctx *ctx, const weights *wt, const lumos_net *net, int
     free(m);
 }
 
+/* The exposure: a network that takes it sees the levelled mosaic times
+ * 2^ev, which is what halving the white-to-black range gives at 0 EV; one
+ * whose weights predate it refuses a nonzero exposure. */
+static void test_exposure(lumos_ctx *ctx, const weights *wt)
+{
+    const int w = 34, h = 22;
+    uint16_t *m = make_mosaic(w, h);
+    lumos_raw_info in;
+    memset(&in, 0, sizeof in);
+    in.cfa = LUMOS_CFA_GRBG;
+    for (int s = 0; s < 4; s++) in.black[s] = 64;
+    in.white = white;
+    in.orientation = 1;
+    lumos_raw *raw = NULL, *halved = NULL;
+    CHECK(lumos_raw_from_mosaic(ctx, m, w, h, (size_t)w * 2, &in, &raw) == LUMOS_OK, "%s",
+          lumos_last_error(ctx));
+    in.white = 64 + (white - 64) / 2;
+    CHECK(lumos_raw_from_mosaic(ctx, m, w, h, (size_t)w * 2, &in, &halved) == LUMOS_OK, "%s",
+          lumos_last_error(ctx));
+    lumos_net *net = NULL;
+    CHECK(lumos__net_from_flat(ctx, wt->kind, wt->flat, wt->count, &net) == LUMOS_OK, "%s",
+          lumos_last_error(ctx));
+    float *a = NULL, *b = NULL;
+    size_t ra = 0, rb = 0;
+    CHECK(!lumos_net_takes_exposure(net) &&
+              lumos__isp_learned_f32(ctx, net, raw, 1, &a, &ra) == LUMOS_E_UNSUPPORTED &&
+              strstr(lumos_last_error(ctx), "0 EV"),
+          "weights without the exposure must refuse +1 EV: '%s'", lumos_last_error(ctx));
+    free(a);
+    a = NULL;
+    lumos__net_set_exposed(net, 1);
+    CHECK(lumos__isp_learned_f32(ctx, net, raw, 1, &a, &ra) == LUMOS_OK, "%s", lumos_last_error(ctx));
+    CHECK(lumos__isp_learned_f32(ctx, net, halved, 0, &b, &rb) == LUMOS_OK, "%s",
+          lumos_last_error(ctx));
+    double worst = 0, moved = 0;
+    float *plain = NULL;
+    size_t rp = 0;
+    CHECK(lumos__isp_learned_f32(ctx, net, raw, 0, &plain, &rp) == LUMOS_OK, "%s",
+          lumos_last_error(ctx));
+    for (int y = 0; a && b && plain && y < h; y++)
+        for (int x = 0; x < 3 * w; x++) {
+            worst = fmax(worst, fabs(a[y * ra + x] - b[y * rb + x]));
+            moved = fmax(moved, fabs(a[y * ra + x] - plain[y * rp + x]));
+        }
+    printf("%-9s +1 EV vs a halved range: max difference %.2e (vs 0 EV: %.3f)\n",
+           lumos_isp_name(wt->kind), worst, moved);
+    CHECK(worst <= 1e-5, "+1 EV is not the halved range: %.3e", worst);
+    CHECK(moved > 1e-3, "+1 EV changed nothing (%.3e)", moved);
+    CHECK(lumos__isp_learned_f32(ctx, net, raw, 17, &plain, &rp) == LUMOS_E_ARG,
+          "17 EV must be refused");
+    free(a);
+    free(b);
+    free(plain);
+    lumos_net_free(net);
+    lumos_raw_free(raw);
+    lumos_raw_free(halved);
+    free(m);
+}
+
 static void test_threads(const lumos_net *net)
 {
     const int w = 300, h = 140;
@@ -196,7 +255,7 @@ static void test_threads(const lumos_net *net)
         lumos_ctx *ctx = lumos_ctx_new();
         lumos_ctx_set_threads(ctx, t + 1);
         lumos_raw *raw = make_raw(ctx, m, w, h, LUMOS_CFA_GBRG);
-        CHECK(lumos_isp_learned(ctx, net, raw, 16, &out[t]) == LUMOS_OK, "%s", lumos_last_error(ctx));
+        CHECK(lumos_isp_learned(ctx, net, raw, 0, 16, &out[t]) == LUMOS_OK, "%s", lumos_last_error(ctx));
         lumos_raw_free(raw);
         lumos_ctx_free(ctx);
     }
@@ -266,12 +325,13 @@ static void test_safetensors(lumos_ctx *ctx, const weights *w, const lumos_net *
     lumos_net *net = NULL;
     int rc = lumos_net_load(ctx, w->kind, path, &net);
     CHECK(rc == LUMOS_OK, "load: %s", lumos_last_error(ctx));
+    CHECK(!lumos_net_takes_exposure(net), "weights without lumos_exposure take no exposure");
     if (rc == LUMOS_OK) {
         uint16_t *m = make_mosaic(64, 48);
         lumos_raw *raw = make_raw(ctx, m, 64, 48, LUMOS_CFA_RGGB);
         lumos_image a, b;
-        CHECK(lumos_isp_learned(ctx, net, raw, 16, &a) == LUMOS_OK, "%s", lumos_last_error(ctx));
-        CHECK(lumos_isp_learned(ctx, from_flat, raw, 16, &b) == LUMOS_OK, "%s", lumos_last_error(ctx));
+        CHECK(lumos_isp_learned(ctx, net, raw, 0, 16, &a) == LUMOS_OK, "%s", lumos_last_error(ctx));
+        CHECK(lumos_isp_learned(ctx, from_flat, raw, 0, 16, &b) == LUMOS_OK, "%s", lumos_last_error(ctx));
         CHECK(!memcmp(a.data, b.data, a.stride * 48), "safetensors weights differ from the flat ones");
         lumos_image_free(&a);
         lumos_image_free(&b);
@@ -313,6 +373,7 @@ int main(void)
         for (int p = 1; p < 4; p++) compare(ctx, &w, net, kinds[k] == LUMOS_ISP_RMFA_TINY ? 36 : 34,
                                             kinds[k] == LUMOS_ISP_RMFA_TINY ? 20 : 22, cfas[p]);
         test_threads(net);
+        test_exposure(ctx, &w);
         test_safetensors(ctx, &w, net);
         lumos_net_free(net);
         free(w.flat);

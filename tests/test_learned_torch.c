@@ -48,7 +48,7 @@ static void run_case(lumos_ctx *ctx, const char *python, const char *script, lum
               lumos_last_error(ctx));
         float *got = NULL;
         size_t row = 0;
-        rc = raw ? lumos__isp_learned_f32(ctx, net, raw, &got, &row) : -1;
+        rc = raw ? lumos__isp_learned_f32(ctx, net, raw, 0, &got, &row) : -1;
         CHECK(rc == LUMOS_OK, "run: %s", lumos_last_error(ctx));
         double worst = 0;
         for (int c = 0; rc == LUMOS_OK && c < 3; c++)

@@ -269,6 +269,33 @@ static double mean(const double *v, int n)
     return s / n;
 }
 
+/* --lr-g-final: step k (from 0) of n runs at final + (lr - final) *
+ * (1 + cos(pi k / n)) / 2, the rate the progress and the log report. */
+static void record_lr(void *user, const lumos__train_report *r)
+{
+    double *lr = user;
+    if (r->step >= 1 && r->step <= 6) lr[r->step - 1] = r->lr_g;
+}
+
+static void test_lr_schedule(lumos_ctx *ctx, const char *const *src)
+{
+    lumos__train_options o;
+    base_options(&o, src);
+    o.steps = 6;
+    o.lr_g = 1e-2;
+    o.lr_g_final = 1e-4;
+    double lr[6] = {0};
+    o.on_step = record_lr;
+    o.user = lr;
+    CHECK(lumos__train(ctx, &o, NULL) == LUMOS_OK, "schedule run: %s", lumos_last_error(ctx));
+    for (int k = 0; k < 6; k++) {
+        double want = 1e-4 + (1e-2 - 1e-4) * 0.5 * (1 + cos(3.14159265358979 * k / 6));
+        CHECK(fabs(lr[k] - want) < 1e-12, "step %d: lr %g, not %g", k + 1, lr[k], want);
+    }
+    o.lr_g_final = -1;
+    CHECK(lumos__train(ctx, &o, NULL) == LUMOS_E_ARG, "a negative final rate was taken");
+}
+
 static void test_loss_falls(lumos_ctx *ctx, const char *const *src)
 {
     for (int paired = 0; paired < 2; paired++) {
@@ -425,9 +452,24 @@ static void toy_terms(lumos_ctx *ctx, lumos__train_term terms[3], toy_d *d)
     terms[2].n_groups = 1;
 }
 
-/* One run of the resume test: steps to `steps`, resuming when asked. */
-static int run(lumos_ctx *ctx, const char *const *src, uint64_t steps, int threads, int resume,
-               const char *ckp, const char *out, const char *log, toy_d *d)
+/* Asks the run to stop (as Ctrl-C does) once `at` steps are done. */
+typedef struct stopper {
+    volatile sig_atomic_t flag;
+    uint64_t at;
+} stopper;
+
+static void stop_at(void *user, const lumos__train_report *r)
+{
+    stopper *s = user;
+    if (r->step == s->at) s->flag = 1;
+}
+
+/* One run of the resume test: to `steps`, stopped after `stop_after` steps
+ * when that is nonzero, resuming when asked. The generator's rate follows
+ * a schedule (which depends on `steps`). */
+static int run(lumos_ctx *ctx, const char *const *src, uint64_t steps, uint64_t stop_after,
+               int threads, int resume, const char *ckp, const char *out, const char *log,
+               toy_d *d)
 {
     lumos__train_term terms[3];
     toy_terms(ctx, terms, d); /* fresh, as in a new process: only the checkpoint carries D */
@@ -440,13 +482,21 @@ static int run(lumos_ctx *ctx, const char *const *src, uint64_t steps, int threa
     o.d_every = 3;
     o.checkpoint = ckp;
     o.checkpoint_every = 3;
+    o.lr_g_final = 1e-4;
     o.resume = resume;
     o.out = out;
     o.log = log;
+    stopper stop = {0, stop_after};
+    if (stop_after) {
+        o.stop = &stop.flag;
+        o.on_step = stop_at;
+        o.user = &stop;
+    }
     lumos__train_result res;
     int rc = lumos__train(ctx, &o, &res);
-    CHECK(rc == LUMOS_OK && res.step == steps, "run to %llu (resume %d): %s",
-          (unsigned long long)steps, resume, lumos_last_error(ctx));
+    const uint64_t reached = stop_after ? stop_after : steps;
+    CHECK(rc == LUMOS_OK && res.step == reached, "run to %llu (resume %d): %s",
+          (unsigned long long)reached, resume, lumos_last_error(ctx));
     return rc;
 }
 
@@ -463,8 +513,8 @@ static int same_file(const char *a, const char *b)
 static void test_resume(lumos_ctx *ctx, const char *const *src)
 {
     toy_d straight, straight2, resumed;
-    run(ctx, src, 8, 1, 0, tmp_path("a.ckp"), tmp_path("a.safetensors"), NULL, &straight);
-    run(ctx, src, 8, 2, 0, tmp_path("d.ckp"), tmp_path("d.safetensors"), NULL, &straight2);
+    run(ctx, src, 8, 0, 1, 0, tmp_path("a.ckp"), tmp_path("a.safetensors"), NULL, &straight);
+    run(ctx, src, 8, 0, 2, 0, tmp_path("d.ckp"), tmp_path("d.safetensors"), NULL, &straight2);
     CHECK(same_file(tmp_path("a.safetensors"), tmp_path("d.safetensors")),
           "1 and 2 threads gave different weights");
     CHECK(straight.d_steps == 2, "%d discriminator steps in 8 steps, every 3rd: not 2",
@@ -472,10 +522,10 @@ static void test_resume(lumos_ctx *ctx, const char *const *src)
 
     char log[256];
     snprintf(log, sizeof log, "%s", tmp_path("b.csv"));
-    run(ctx, src, 4, 2, 0, tmp_path("b.ckp"), tmp_path("b.safetensors"), log, &resumed);
+    run(ctx, src, 8, 4, 2, 0, tmp_path("b.ckp"), tmp_path("b.safetensors"), log, &resumed);
     CHECK(!same_file(tmp_path("a.safetensors"), tmp_path("b.safetensors")),
           "4 steps gave the weights of 8");
-    run(ctx, src, 8, 2, 1, tmp_path("b.ckp"), tmp_path("b.safetensors"), log, &resumed);
+    run(ctx, src, 8, 0, 2, 1, tmp_path("b.ckp"), tmp_path("b.safetensors"), log, &resumed);
     CHECK(same_file(tmp_path("a.safetensors"), tmp_path("b.safetensors")),
           "8 steps straight and 4 + resume + 4 gave different weights");
     CHECK(!memcmp(straight.p, resumed.p, sizeof straight.p),
@@ -753,6 +803,7 @@ int main(int argc, char **argv)
     CHECK(lumos__train_terms_parse(ctx, "mse-classic:1,tv:0.1", NULL, &pixel_terms, &n_pixel_terms) == 0,
           "terms: %s", lumos_last_error(ctx));
     test_loss_falls(ctx, src);
+    test_lr_schedule(ctx, src);
     test_gan_terms(ctx, src);
     test_every_net(ctx, src);
     test_resume(ctx, src);

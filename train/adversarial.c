@@ -85,7 +85,7 @@ static int load_content_vgg(lumos_ctx *ctx, const char *path, shared *sh)
     const lumos_isp_kind vgg = (lumos_isp_kind)LUMOS__NET_VGG19;
     sh->content_vgg = malloc(count_of(LUMOS__NET_VGG19) * sizeof(float));
     if (!sh->content_vgg) return lumos__fail(ctx, LUMOS_E_NOMEM, "training terms: out of memory");
-    int rc = lumos__flat_from_safetensors(ctx, vgg, path, 0, sh->content_vgg, NULL);
+    int rc = lumos__flat_from_safetensors(ctx, vgg, path, 0, sh->content_vgg, NULL, NULL);
     if (rc == LUMOS_E_FORMAT) {
         char why[512];
         snprintf(why, sizeof why, "%s", lumos_last_error(ctx));
@@ -121,7 +121,7 @@ int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_t
     int rc = LUMOS_OK;
     if (o->features)
         rc = lumos__flat_from_safetensors(ctx, (lumos_isp_kind)LUMOS__NET_MOBILENET, o->features, 0,
-                                          sh->features, NULL);
+                                          sh->features, NULL, NULL);
     else random_features(sh->features, &rng);
     if (rc == LUMOS_OK && o->content_features) rc = load_content_vgg(ctx, o->content_features, sh);
     for (int k = 0; rc == LUMOS_OK && k < N_DISC; k++) {

@@ -224,6 +224,9 @@ static int check_options(lumos_ctx *ctx, const lumos__train_options *o)
     if (o->crop < 8 || o->crop > 4096 || o->crop % 2)
         return lumos__fail(ctx, LUMOS_E_ARG, "train: crop %d is not an even size in 8..4096",
                            o->crop);
+    if (!(o->lr_g_final >= 0 && o->lr_g_final < 1))
+        return lumos__fail(ctx, LUMOS_E_ARG, "train: final learning rate %g (in [0, 1))",
+                           o->lr_g_final);
     if (!(o->lr_g > 0 && o->lr_g < 1) || !(o->lr_d > 0 && o->lr_d < 1))
         return lumos__fail(ctx, LUMOS_E_ARG, "train: learning rates %g, %g (in (0, 1))", o->lr_g,
                            o->lr_d);
@@ -300,7 +303,8 @@ int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, lumos_net_in
     char steps[24];
     snprintf(steps, sizeof steps, "%" PRIu64, step);
     const char *meta[] = {"format", "pt", "lumos_net", lumos_isp_name(kind),
-                          "lumos_input", lumos_net_input_name(input), "lumos_step", steps, NULL};
+                          "lumos_input", lumos_net_input_name(input), "lumos_exposure", "input",
+                          "lumos_step", steps, NULL};
     return lumos__weights_write(ctx, path, e, n, meta);
 }
 
@@ -523,6 +527,9 @@ static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c
     }
     if (rc == LUMOS_OK)
         rc = lumos__mosaic_levels(ctx, &info, sl->black, sl->scale, &sl->cfa_x, &sl->cfa_y);
+    /* The network gets the exposure the classical render gets (the
+     * photo's brightening; 0 EV for a RAW): lumos_isp_learned's input. */
+    for (int s = 0; s < 4; s++) sl->scale[s] *= exp2f(exposure_ev);
     if (rc == LUMOS_OK) rc = classic_render(ctx, sl->mosaic, &info, exposure_ev, sl->classic);
     if (rc) return fail_in(ctx, rc, it->path);
     sl->s.width = c->width;
@@ -714,6 +721,14 @@ static int run_batch(trainer *t, int prefetch)
 
 /* g = sum_i w_i g_i / (||g_i|| + eps), g_i the batch mean of term i's
  * gradient; then the generator's Adam step. */
+/* The generator's rate for the step after `done` steps (options.lr_g_final). */
+static double generator_lr(const lumos__train_options *o, uint64_t done)
+{
+    if (!(o->lr_g_final > 0)) return o->lr_g;
+    const double pi = 3.14159265358979323846, f = (double)done / (double)o->steps;
+    return o->lr_g_final + (o->lr_g - o->lr_g_final) * 0.5 * (1 + cos(pi * f));
+}
+
 static int generator_step(trainer *t, double *acc, double *value, double *grad_norm)
 {
     const size_t np = t->n_params;
@@ -735,6 +750,7 @@ static int generator_step(trainer *t, double *acc, double *value, double *grad_n
         for (size_t k = 0; k < np; k++) total[k] += f * mean[k];
     }
     for (size_t k = 0; k < np; k++) t->grad[k] = (float)total[k];
+    t->adam.groups[0].hp.lr = generator_lr(t->o, t->step);
     return lumos__adam_step(t->ctx, &t->adam, 0);
 }
 
@@ -1288,6 +1304,7 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
 
         double now = now_s();
         r.step = t.step;
+        r.lr_g = t.adam.groups[0].hp.lr;
         r.elapsed_s = t.elapsed_before + (now - start);
         r.steps_per_s = (double)(t.step - res->first_step) / (now - start);
         if (o->on_step) o->on_step(o->user, &r);

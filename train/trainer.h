@@ -123,6 +123,9 @@ typedef struct lumos__train_options {
     uint64_t steps;                /* total steps (a resumed run continues to it) */
     int batch, crop;               /* B (8), crop side (128, even) */
     double lr_g, lr_d;             /* 5e-4, 1e-5 */
+    double lr_g_final;             /* 0: lr_g throughout; else the generator's rate
+                                      falls from lr_g at step 0 to this at `steps`
+                                      along a half cosine */
     double beta1, beta2;           /* 0.5, 0.9: the method's */
     int d_every;                   /* discriminator steps every K generator steps (10) */
     uint64_t seed;                 /* 1 */
@@ -196,7 +199,9 @@ int lumos__train_init_weights(lumos_ctx *ctx, lumos_isp_kind kind, uint64_t *rng
 void lumos__train_start_outputs_alive(lumos_isp_kind kind, float *flat);
 
 /* The network's weights as safetensors, state_dict names (atomic write);
- * the metadata say what the network sees (lumos_input) and the step. */
+ * the metadata say what the network sees (lumos_input; lumos_exposure
+ * "input": the mosaic brightened by the exposure, lumos_isp_learned) and
+ * the step. */
 int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, lumos_net_input input,
                                const float *flat, uint64_t step, const char *path);
 
@@ -213,7 +218,8 @@ typedef struct lumos__train_heldout {
     int size;                 /* side of the square crop */
     uint16_t *mosaic;         /* size×size, rows packed (stride size * 2 bytes) */
     lumos_raw_info info;      /* its CFA, levels, white balance, matrix */
-    float black[4], scale[4]; /* the levels as lumos__stage_learned takes them */
+    float black[4], scale[4]; /* the levels as lumos__stage_learned takes them,
+                               * scale with the exposure (rgb_gain) in it */
     int cfa_x, cfa_y;
     float *classic;           /* the classical render (unpaired content target), size×size×3 */
     float *truth;             /* the photo crop itself (sRGB, [0, 1]), size×size×3 */
