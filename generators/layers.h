@@ -106,6 +106,14 @@ public:
     // repacking them again.
     void share_weights(const NetBuilder &other) { shared_ = &other; }
 
+    // Maps of few channels (not a multiple of a vector, under two vectors:
+    // the small ISPs' 3, 4 and 12) are vectorised over x; with this, they
+    // are also stored x-innermost, so those vectors are dense loads instead
+    // of gathers across the channels, and their convs' weight gradients are
+    // vectorised over pixels too. For pipelines whose work is such maps
+    // (the ISPs' gradients); set before schedule_at_root.
+    void store_small_maps_planar() { planar_ = true; }
+
     // Number of floats in the flat buffer.
     static int64_t flat_size(const std::string &net) {
         int64_t n = 0;
@@ -200,8 +208,8 @@ public:
         });
     }
     Map tanh(const Map &m) {
-        return pointwise(m, "tanh", [](Expr v) { return Halide::tanh(v); }, [](Expr v, Expr g) {
-            Expr t = Halide::tanh(v);
+        return pointwise(m, "tanh", tanh_expr, [](Expr v, Expr g) {
+            Expr t = tanh_expr(v);
             return g * (1.f - t * t);
         });
     }
@@ -343,7 +351,7 @@ public:
                 Expr v = along_y ? src(c, x, dc) : src(c, dc, y);
                 dst(c, x, y) = 0.f;
                 dst(c, x, y) += select(d >= 0 && d < out_n, wgt * v, 0.f);
-                backward_funcs_.push_back(dst);
+                gathers_.push_back({dst, m.channels});
             };
             Func gz{"resize_grad_in"};
             gz(c, x, y) = read(g, out, c, x, y);
@@ -586,6 +594,8 @@ public:
             if (first_time(cr.padded)) map_at_root(cr.padded, cr.in.channels);
         for (const Map &g : grad_maps_)
             if (first_time(g.f)) map_at_root(g.f, g.channels, &g);
+        for (const auto &gc : gathers_)
+            if (first_time(gc.first)) gather_at_root(gc.first, gc.second);
         for (Func f : backward_funcs_) {
             if (!first_time(f)) continue;
             f.compute_root();
@@ -673,6 +683,12 @@ private:
     }
 
     static Expr sigmoid_expr(Expr v) { return 1.f / (1.f + Halide::exp(-v)); }
+    // tanh from Halide's vectorised exp (Halide::tanh is a scalar libm call
+    // per element): within ~1e-7 of it, the cancellation near 0 included.
+    static Expr tanh_expr(Expr v) {
+        Expr e = Halide::exp(-2.f * Halide::abs(v)), t = (1.f - e) / (1.f + e);
+        return select(v < 0.f, -t, t);
+    }
 
     static Expr inside(const Map &m, Expr px, Expr py) {
         return px >= 0 && px < m.width && py >= 0 && py < m.height;
@@ -838,12 +854,18 @@ private:
     // maps narrower than a vector). With `domain`, over exactly the map's
     // domain (every reader clamps into it): the bounds of the maps before it
     // then stay short expressions instead of growing through the network.
+    bool planar(int channels) const {
+        return planar_ && channels % kVec != 0 && channels < 2 * kVec;
+    }
+
     void map_at_root(Func f, int channels, const Map *domain = nullptr) {
         f.compute_root();
         if (domain) bound_to(f, *domain);
+        const bool by_x = channels < kVec || planar(channels);
+        if (planar(channels)) f.reorder_storage(x, c, y);
         for (int u = -1; u < f.num_update_definitions(); u++) {
             Halide::Stage s = u < 0 ? Halide::Stage(f) : f.update(u);
-            if (channels >= kVec) s.vectorize(c, kVec, TailStrategy::GuardWithIf);
+            if (!by_x) s.vectorize(c, kVec, TailStrategy::GuardWithIf);
             else s.vectorize(x, kVec, TailStrategy::GuardWithIf);
             s.parallel(y);
         }
@@ -883,10 +905,14 @@ private:
             const int vectors = std::max(1, std::min(4, 12 / channels)), tx = kVec * vectors;
             Func out = f.in();
             out.compute_root();
+            if (planar(channels)) out.reorder_storage(x, c, y);
             bound_to(out, m);
             out.split(x, xo, xi, tx, TailStrategy::GuardWithIf);
             out.reorder(c, xi, xo, y).vectorize(xi, kVec).parallel(y);
-            f.compute_at(out, xo).store_in(Halide::MemoryType::Stack);
+            // the tile x-innermost: each accumulator a dense vector, which
+            // LLVM keeps in a register (interleaved, every update was a
+            // strided gather and scatter)
+            f.compute_at(out, xo).store_in(Halide::MemoryType::Stack).reorder_storage(x, c, y);
             f.split(x, x_o, x_v, kVec).vectorize(x_v).unroll(x_o).unroll(c);
             f.update().split(x, x_o, x_v, kVec).reorder(with_rvars({x_v, x_o, c}));
             f.update().vectorize(x_v).unroll(x_o).unroll(c);
@@ -900,6 +926,10 @@ private:
     // accumulated in registers over every output pixel.
     void schedule_weight_grad(Func gw, const ConvRecord &cr) {
         const int cout = cr.out.channels, cin_g = cr.in.channels / cr.groups, k = cr.k;
+        if (planar(cout)) {
+            schedule_weight_grad_by_pixels(gw, cr);
+            return;
+        }
         if (cout % kVec != 0) {
             schedule_weight_grad_plain(gw);
             return;
@@ -929,6 +959,54 @@ private:
         gw.update().vectorize(co_v).unroll(co_o).unroll(kx).unroll(ci);
     }
 
+    // The same sum with its output channels few and their maps planar: the
+    // pixel sum split into vector lanes (rfactor), a tile of tc output
+    // channels × all kx accumulated a vector of pixels at a time, lanes
+    // added at the end.
+    void schedule_weight_grad_by_pixels(Func gw, const ConvRecord &cr) {
+        const int cout = cr.out.channels, cin_g = cr.in.channels / cr.groups, k = cr.k;
+        int tc = 1;
+        for (int d = std::max(1, 12 / k); d >= 1; d--)
+            if (cout % d == 0) {
+                tc = d;
+                break;
+            }
+        Var co_o{"co_o"}, co_i{"co_i"}, u{"u"};
+        Halide::RVar rx = gw.rvars(0)[0], ry = gw.rvars(0)[1], rxo{"rxo"}, rxi{"rxi"};
+        Func out = gw.in();
+        out.compute_root().bound(co, 0, cout).bound(kx, 0, k).bound(ky, 0, k).bound(ci, 0, cin_g);
+        out.split(co, co_o, co_i, tc).reorder(co_i, kx, co_o, ky, ci).parallel(ci);
+        gw.compute_at(out, co_o).store_in(Halide::MemoryType::Stack);
+        gw.update().split(rx, rxo, rxi, kVec, TailStrategy::GuardWithIf);
+        Func lanes = gw.update().rfactor(rxi, u);
+        gw.unroll(co).unroll(kx);
+        gw.update().unroll(co).unroll(kx);
+        lanes.compute_at(out, co_o).store_in(Halide::MemoryType::Stack);
+        lanes.vectorize(u).unroll(co).unroll(kx);
+        lanes.update().reorder(u, co, kx, rxo, ry).vectorize(u).unroll(co).unroll(kx);
+    }
+
+    // A gather f(c, x, y) = 0; f += Σ_r (an adjoint of a resampling):
+    // vectorised over channels when they fill vectors, else over x (planar
+    // when planar(channels)), the sum inside each vector of outputs.
+    void gather_at_root(Func f, int channels) {
+        f.compute_root();
+        const bool by_c = channels % kVec == 0;
+        if (!by_c && planar(channels)) f.reorder_storage(x, c, y);
+        Var o{"o"}, i{"i"};
+        for (int u = -1; u < f.num_update_definitions(); u++) {
+            Halide::Stage s = u < 0 ? Halide::Stage(f) : f.update(u);
+            s.split(by_c ? c : x, o, i, kVec, TailStrategy::GuardWithIf);
+            std::vector<Halide::VarOrRVar> order = {i};
+            if (u >= 0)
+                for (const Halide::RVar &r : f.rvars(u)) order.push_back(r);
+            order.push_back(o);
+            order.push_back(by_c ? x : c);
+            order.push_back(y);
+            s.reorder(order).vectorize(i).parallel(y);
+        }
+    }
+
     void schedule_weight_grad_plain(Func gw) {
         gw.compute_root().vectorize(co, kVec, TailStrategy::GuardWithIf).parallel(ci);
         gw.update().vectorize(co, kVec, TailStrategy::GuardWithIf).parallel(ci);
@@ -948,12 +1026,13 @@ private:
     std::vector<std::pair<Func, Func>> activations_;  // (conv, its activation)
     std::vector<ConvRecord> conv_records_;
     std::vector<Node> nodes_;
-    bool want_params_ = false;
+    bool want_params_ = false, planar_ = false;
     std::vector<ParamGrad> param_grads_;
     std::vector<WeightGrad> weight_grads_;
     std::vector<ConvGrad> conv_grads_;
     std::vector<Map> grad_maps_;
     std::vector<Func> backward_funcs_, reductions_, params_funcs_;
+    std::vector<std::pair<Func, int>> gathers_;  // (a resampling's adjoint, its channels)
     std::map<std::string, std::pair<Func, Func>> repacked_;  // conv name -> (w, b)
     const NetBuilder *shared_ = nullptr;
 };

@@ -19,10 +19,11 @@
 //     pipeline per piece: whole, with its backward, it is ~1,000 stages,
 //     which Halide 14 takes over 20 minutes to lower.
 //
-//   disc (kind=texture_early|texture_deep|colour, mode=g|d): a
+//   disc (kind=texture_early|texture_deep|colour, mode=g|p|m): a
 //     discriminator's mean score over its input feature map and dD/d(input);
-//     mode d also dD/dθ (flat, as (n, 1, 1)), with D linearised at a second
-//     input (its LeakyReLU slopes taken there) for R1/R2's differences.
+//     mode p also dD/dθ (flat, as (n, 1, 1)) and its LeakyReLUs' inputs
+//     ("gates"); mode m the score and dD/dθ of D linearised at given gates
+//     (its slopes taken there) for R1/R2's differences.
 //
 // Schedule: every stage at root, parallel over rows (crops of ~128²).
 
@@ -273,65 +274,113 @@ public:
 
 enum class DiscKind { TextureEarly, TextureDeep, Colour };
 
+// A discriminator's LeakyReLU inputs (its "gates") packed into one flat
+// buffer, layer after layer, each (c, x, y) with c fastest: what mode p
+// writes and mode m reads (stages/train_losses.c sizes it the same way).
+struct GateLayout {
+    std::vector<Expr> offset;  // of each layer
+    Expr total;
+};
+
+GateLayout gate_layout(const std::vector<Map> &pre) {
+    GateLayout l;
+    Expr at = 0;
+    for (const Map &m : pre) {
+        l.offset.push_back(at);
+        at = at + m.channels * m.width * m.height;
+    }
+    l.total = at;
+    return l;
+}
+
 class Disc : public Generator<Disc> {
 public:
     GeneratorParam<DiscKind> kind{"kind", DiscKind::TextureEarly,
                                   {{"texture_early", DiscKind::TextureEarly},
                                    {"texture_deep", DiscKind::TextureDeep},
                                    {"colour", DiscKind::Colour}}};
-    GeneratorParam<std::string> mode{"mode", "d"};  // g: input gradient only; d: also θ's
+    // g: score and dD/d(in) (the generator's step);
+    // p: also dD/dθ, and D's gates at `in` (gates_out);
+    // m: score and dD/dθ of D linearised at gates_in (its LeakyReLU slopes
+    //    taken from them, not from `in`), no dD/d(in): R1/R2's moved point
+    //    (train/adversarial.h), whose gates mode p computed at the map.
+    GeneratorParam<std::string> mode{"mode", "g"};
 
     Input<Buffer<float>> in{"in", 3};            // the feature map (c, x, y)
-    Input<Buffer<float>> gate{"gate", 3};        // mode d: where D is linearised (see below)
+    Input<Buffer<float>> gates_in{"gates_in", 1};  // mode m: see above; else unused
     Input<Buffer<float>> disc{"disc", 1};        // this discriminator's weights
     Output<Buffer<float>> score{"score", 1};     // [1] the mean score
-    Output<Buffer<float>> grad_in{"grad_in", 3}; // dD/d(in)
-    Output<Buffer<float>> grad_params{"grad_params", 3};  // d: dD/dθ as (n, 1, 1); g: (1, 1, 1) zero
+    Output<Buffer<float>> grad_in{"grad_in", 3}; // dD/d(in); mode m: (channels, 1, 1) zero
+    Output<Buffer<float>> grad_params{"grad_params", 3};  // p, m: dD/dθ as (n, 1, 1); g: (1, 1, 1) zero
+    Output<Buffer<float>> gates_out{"gates_out", 1};      // p: the gates; g, m: [1] zero
 
     void generate() {
         const std::string net = kind == DiscKind::TextureEarly ? "disc_texture_early"
                                 : kind == DiscKind::TextureDeep ? "disc_texture_deep"
                                                                 : "disc_colour";
         const int channels = kind == DiscKind::TextureEarly ? 16 : kind == DiscKind::TextureDeep ? 64 : 96;
-        const bool params = std::string(mode) == "d";
-        NetBuilder b(disc, net), at(disc, net);
+        const std::string m = mode;
+        if (m != "g" && m != "p" && m != "m") throw std::runtime_error("disc: mode is g, p or m");
+        const bool params = m != "g", moved = m == "m", colour = kind == DiscKind::Colour;
+        NetBuilder b(disc, net), shape(disc, net);
         Var c = b.c, x = b.x, y = b.y;
         Expr W = in.dim(1).extent(), H = in.dim(2).extent();
         Map x0 = b.input({buffer_func(in, "in_f"), channels, W, H});
-        // Mode d: D at `in` linearised at `gate` (its LeakyReLU slopes from
-        // D(gate)): with gate = in, plain D; with in = gate ± h·v, the
-        // parameter gradients' difference is R1/R2's (train/adversarial.h).
+        // Mode m: the gates as maps of the layers' shapes (a copy of D
+        // built only for its shapes; none of its Funcs is computed).
         std::vector<Map> gates;
-        if (params) {
-            discriminator(at, at.input({buffer_func(gate, "gate_f"), channels, W, H}),
-                          kind == DiscKind::Colour, &gates);
-            at.finish();
+        if (moved) {
+            std::vector<Map> shapes;
+            discriminator(shape, shape.input({buffer_func(in, "shape_f"), channels, W, H}), colour,
+                          &shapes);
+            GateLayout l = gate_layout(shapes);
+            for (size_t k = 0; k < shapes.size(); k++) {
+                const Map &s = shapes[k];
+                Func g{"gate_" + std::to_string(k)};
+                g(c, x, y) = gates_in(l.offset[k] + c + s.channels * (x + s.width * y));
+                gates.push_back({g, s.channels, s.width, s.height});
+            }
         }
-        if (params) b.share_weights(at);  // one repack of the weights for both copies
-        Map mean = b.global_avg_pool(discriminator(b, x0, kind == DiscKind::Colour, nullptr,
-                                                   params ? &gates : nullptr));
+        std::vector<Map> pre;
+        Map mean = b.global_avg_pool(
+            discriminator(b, x0, colour, &pre, moved ? &gates : nullptr));
         b.finish();
         Var i{"i"};
         score(i) = mean.f(0, 0, 0);
         Func one{"one"};
         one(c, x, y) = 1.f;
         NetBuilder::Gradients g = b.backward(mean, one, params);
-        grad_in(c, x, y) = g.of(x0).f(c, x, y);
+        if (moved) grad_in(c, x, y) = 0.f;
+        else grad_in(c, x, y) = g.of(x0).f(c, x, y);
         const int n = (int)NetBuilder::flat_size(net);
         if (params) grad_params(c, x, y) = g.params(c);
         else grad_params(c, x, y) = 0.f;
+        gates_out(i) = 0.f;
+        if (m == "p") {
+            GateLayout l = gate_layout(pre);
+            for (size_t k = 0; k < pre.size(); k++) {
+                const Map &p = pre[k];
+                RDom r(0, p.channels, 0, p.width, 0, p.height);
+                gates_out(l.offset[k] + r.x + p.channels * (r.y + p.width * r.z)) =
+                    p.f(r.x, r.y, r.z);
+            }
+        }
         in.dim(0).set_bounds(0, channels).set_stride(1);
-        gate.dim(0).set_bounds(0, channels).set_stride(1);
         grad_in.dim(0).set_bounds(0, channels).set_stride(1);
         grad_params.dim(0).set_bounds(0, params ? n : 1).set_stride(1);
         grad_params.dim(1).set_bounds(0, 1);
         grad_params.dim(2).set_bounds(0, 1);
         score.dim(0).set_bounds(0, 1);
         disc.dim(0).set_bounds(0, n);
-        grad_in.parallel(y);
+        if (m != "p") gates_out.dim(0).set_bounds(0, 1);
+        if (moved) {
+            grad_in.dim(1).set_bounds(0, 1);
+            grad_in.dim(2).set_bounds(0, 1);
+        } else {
+            grad_in.parallel(y);
+        }
         if (params) grad_params.vectorize(c, 8, TailStrategy::GuardWithIf);
         b.schedule_at_root();
-        if (params) at.schedule_at_root();
     }
 };
 

@@ -109,6 +109,7 @@ public:
         weights.dim(0).set_bounds(0, n);
         grad_weights.dim(0).set_bounds(0, n);
         grad_out.dim(0).set_bounds(0, 3);
+        b.store_small_maps_planar();
         b.schedule_at_root();
     }
 };

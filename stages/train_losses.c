@@ -10,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lumos_disc_colour_d.h"
 #include "lumos_disc_colour_g.h"
-#include "lumos_disc_texture_deep_d.h"
+#include "lumos_disc_colour_m.h"
+#include "lumos_disc_colour_p.h"
 #include "lumos_disc_texture_deep_g.h"
-#include "lumos_disc_texture_early_d.h"
+#include "lumos_disc_texture_deep_m.h"
+#include "lumos_disc_texture_deep_p.h"
 #include "lumos_disc_texture_early_g.h"
+#include "lumos_disc_texture_early_m.h"
+#include "lumos_disc_texture_early_p.h"
 #include "lumos_mbv2_b0_bwd.h"
 #include "lumos_mbv2_b0_fwd.h"
 #include "lumos_mbv2_b10_bwd.h"
@@ -69,7 +72,7 @@ typedef int (*pre_fn)(void const *, struct halide_buffer_t *, struct halide_buff
                       struct halide_buffer_t *);
 typedef int (*disc_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
                        struct halide_buffer_t *, struct halide_buffer_t *, struct halide_buffer_t *,
-                       struct halide_buffer_t *);
+                       struct halide_buffer_t *, struct halide_buffer_t *);
 
 static const block_fn block_fwd[BLOCKS] = {
     lumos_mbv2_b0_fwd, lumos_mbv2_b1_fwd, lumos_mbv2_b2_fwd, lumos_mbv2_b3_fwd,
@@ -259,24 +262,57 @@ static int features_backward(lumos_ctx *ctx, const float *weights, const feature
     return rc;
 }
 
-/* One discriminator on a feature map: its score, dD/d(map) and (params
- * non-NULL, mode d) dD/dθ, with D linearised at `gate` (NULL: at in). */
-static int discriminate(lumos_ctx *ctx, int net, const float *weights, const fmap *in,
-                        const fmap *gate, float *score, float *grad_in, float *params)
+/* A discriminator's pipeline: g (score, dD/d(map)), p (also dD/dθ and
+ * the gates), m (score and dD/dθ at given gates), generators/loss_generator.cpp. */
+enum disc_mode { DISC_G, DISC_P, DISC_M };
+
+static disc_fn disc_pipeline(int net, enum disc_mode mode)
 {
-    disc_fn fn = net == LUMOS__NET_DISC_TEXTURE_EARLY ? (params ? lumos_disc_texture_early_d : lumos_disc_texture_early_g)
-                 : net == LUMOS__NET_DISC_TEXTURE_DEEP ? (params ? lumos_disc_texture_deep_d : lumos_disc_texture_deep_g)
-                                                       : (params ? lumos_disc_colour_d : lumos_disc_colour_g);
-    float unused = 0;
-    halide_buffer_t bi, bt, bw, bs, bg, bp;
-    halide_dimension_t di[3], dt[3], dw, ds, dg[3], dp[3];
+    static const disc_fn fns[3][3] = {
+        {lumos_disc_texture_early_g, lumos_disc_texture_early_p, lumos_disc_texture_early_m},
+        {lumos_disc_texture_deep_g, lumos_disc_texture_deep_p, lumos_disc_texture_deep_m},
+        {lumos_disc_colour_g, lumos_disc_colour_p, lumos_disc_colour_m}};
+    const int row = net == LUMOS__NET_DISC_TEXTURE_EARLY ? 0 : net == LUMOS__NET_DISC_TEXTURE_DEEP ? 1 : 2;
+    return fns[row][mode];
+}
+
+size_t lumos__disc_gates_size(int net, int map_w, int map_h)
+{
+    /* the LeakyReLUs' inputs, layer by layer (isp_nets.def): texture
+     * conv1 5×5 s2, conv2 3×3 s2, conv3, conv4, conv5 3×3 s2, fc1; colour
+     * fc1, fc2 at the map's size */
+    if (net == LUMOS__NET_DISC_COLOUR) return (size_t)2 * 512 * map_w * map_h;
+    static const int ch[6] = {48, 128, 192, 192, 128, 1024}, stride[6] = {2, 2, 1, 1, 2, 1};
+    size_t n = 0;
+    int w = map_w, h = map_h;
+    for (int l = 0; l < 6; l++) {
+        w = (w - 1) / stride[l] + 1; /* padding k/2: ceil(w / s) */
+        h = (h - 1) / stride[l] + 1;
+        n += (size_t)ch[l] * w * h;
+    }
+    return n;
+}
+
+/* One discriminator call on a feature map `in`: score, and as the mode
+ * gives them dD/d(map) (grad_in), dD/dθ (params) and the gates (gates: in
+ * for mode m, out for mode p; lumos__disc_gates_size floats). */
+static int discriminate(lumos_ctx *ctx, int net, enum disc_mode mode, const float *weights,
+                        const fmap *in, float *gates, float *score, float *grad_in, float *params)
+{
+    float unused[1] = {0}, no_grad_in[LUMOS__TAP_LAST_CHANNELS] = {0};
+    const size_t n_gates = mode == DISC_G ? 1 : lumos__disc_gates_size(net, in->w, in->h);
+    halide_buffer_t bi, bgi, bw, bs, bg, bp, bgo;
+    halide_dimension_t di[3], dgi, dw, ds, dg[3], dp[3], dgo;
     buf(&bi, di, in->data, in->c, in->w, in->h);
-    buf(&bt, dt, (gate ? gate : in)->data, in->c, in->w, in->h);
+    flat(&bgi, &dgi, mode == DISC_M ? gates : unused, mode == DISC_M ? (int)n_gates : 1);
     flat(&bw, &dw, weights, count(net));
     flat(&bs, &ds, score, 1);
-    buf(&bg, dg, grad_in, in->c, in->w, in->h);
-    buf(&bp, dp, params ? params : &unused, params ? count(net) : 1, 1, 1);
-    return lumos__hl_status(ctx, fn(ctx, &bi, &bt, &bw, &bs, &bg, &bp), "discriminator");
+    if (mode == DISC_M) buf(&bg, dg, no_grad_in, in->c, 1, 1); /* no dD/d(map) */
+    else buf(&bg, dg, grad_in, in->c, in->w, in->h);
+    buf(&bp, dp, mode == DISC_G ? unused : params, mode == DISC_G ? 1 : count(net), 1, 1);
+    flat(&bgo, &dgo, mode == DISC_P ? gates : unused, mode == DISC_P ? (int)n_gates : 1);
+    return lumos__hl_status(ctx, disc_pipeline(net, mode)(ctx, &bi, &bgi, &bw, &bs, &bg, &bp, &bgo),
+                            "discriminator");
 }
 
 static float softplus(float z) { return fmaxf(z, 0.f) + log1pf(expf(-fabsf(z))); }
@@ -361,7 +397,7 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             float score = 0;
             seed[taps[k]] = malloc(fmap_size(f) * sizeof(float));
             if (!seed[taps[k]]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
-            if (!rc) rc = discriminate(ctx, nets[k], dw[k], f, NULL, &score, seed[taps[k]], NULL);
+            if (!rc) rc = discriminate(ctx, nets[k], DISC_G, dw[k], f, NULL, &score, seed[taps[k]], NULL);
             if (rc) break;
             losses[1 + k] = softplus(-(score - d_real[k]));
             float a = -term_weight[1 + k] * sigmoid(d_real[k] - score);
@@ -385,7 +421,8 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             seed[TAP_LAST] = malloc(fmap_size(f) * sizeof(float));
             if (!seed[TAP_LAST]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
         }
-        if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, d_colour, f, NULL, &score, seed[TAP_LAST], NULL);
+        if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, DISC_G, d_colour, f, NULL, &score,
+                                   seed[TAP_LAST], NULL);
         if (!rc) {
             losses[3] = softplus(-(score - d_real[2]));
             float a = -term_weight[3] * sigmoid(d_real[2] - score);
@@ -453,16 +490,50 @@ int lumos__stage_d_maps(lumos_ctx *ctx, int colour, int width, int height, const
     return rc;
 }
 
+static fmap map_of(int net, int width, int height, const float *map)
+{
+    fmap m = {(float *)map, 0, 0, 0};
+    lumos__disc_map_shape(net, width, height, &m.c, &m.w, &m.h);
+    return m;
+}
+
+int lumos__stage_discriminate_at(lumos_ctx *ctx, int net, int width, int height,
+                                 const float *d_weights, const float *map, float *score,
+                                 float *grad, float *input_grad, float *gates)
+{
+    fmap at = map_of(net, width, height, map);
+    return discriminate(ctx, net, DISC_P, d_weights, &at, gates, score, input_grad, grad);
+}
+
+int lumos__stage_discriminate_moved(lumos_ctx *ctx, int net, int width, int height,
+                                    const float *d_weights, const float *map, const float *gates,
+                                    const float *perturb, float eps, float *score, float *grad)
+{
+    fmap at = map_of(net, width, height, map), moved = {0};
+    int rc = shifted(ctx, &at, perturb, eps, &moved);
+    if (!rc) rc = discriminate(ctx, net, DISC_M, d_weights, &moved, (float *)gates, score, NULL, grad);
+    free(moved.data);
+    return rc;
+}
+
 int lumos__stage_discriminate(lumos_ctx *ctx, int net, int width, int height,
                               const float *d_weights, const float *map, const float *perturb,
                               float eps, float *score, float *grad, float *input_grad)
 {
-    fmap at = {(float *)map, 0, 0, 0};
-    lumos__disc_map_shape(net, width, height, &at.c, &at.w, &at.h);
-    fmap moved = {0};
-    int rc = perturb ? shifted(ctx, &at, perturb, eps, &moved) : LUMOS_OK;
-    if (!rc) rc = discriminate(ctx, net, d_weights, perturb ? &moved : &at, &at, score, input_grad, grad);
-    free(moved.data);
+    fmap at = map_of(net, width, height, map);
+    if (!grad && !perturb) return discriminate(ctx, net, DISC_G, d_weights, &at, NULL, score, input_grad, NULL);
+    /* D's gates (and θ-gradient) at the map, then, perturbed, D linearised
+     * there at the moved map: its input gradient is the map's */
+    float *gates = malloc(lumos__disc_gates_size(net, at.w, at.h) * sizeof *gates);
+    float *scratch = grad ? NULL : malloc((size_t)count(net) * sizeof *scratch);
+    int rc = gates && (grad || scratch) ? LUMOS_OK
+                                        : lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+    if (!rc) rc = discriminate(ctx, net, DISC_P, d_weights, &at, gates, score, input_grad, grad ? grad : scratch);
+    if (!rc && perturb)
+        rc = lumos__stage_discriminate_moved(ctx, net, width, height, d_weights, map, gates, perturb,
+                                             eps, score, grad ? grad : scratch);
+    free(gates);
+    free(scratch);
     return rc;
 }
 

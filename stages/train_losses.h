@@ -56,6 +56,20 @@ int lumos__stage_discriminate(lumos_ctx *ctx, int net, int width, int height,
                               const float *d_weights, const float *map, const float *perturb,
                               float eps, float *score, float *grad, float *input_grad);
 
+/* The two halves of lumos__stage_discriminate with a perturbation, for
+ * R1/R2 (train/adversarial.c), so that D's forward at the map is computed
+ * once. _at: D at map: score, dD/dθ (grad), dD/d(input) and D's gates there
+ * (its LeakyReLUs' inputs, lumos__disc_gates_size floats for the map's
+ * w × h). _moved: D linearised at those gates, at map + eps·perturb: score
+ * and dD/dθ (its input gradient is the map's). */
+int lumos__stage_discriminate_at(lumos_ctx *ctx, int net, int width, int height,
+                                 const float *d_weights, const float *map, float *score,
+                                 float *grad, float *input_grad, float *gates);
+int lumos__stage_discriminate_moved(lumos_ctx *ctx, int net, int width, int height,
+                                    const float *d_weights, const float *map, const float *gates,
+                                    const float *perturb, float eps, float *score, float *grad);
+size_t lumos__disc_gates_size(int net, int map_w, int map_h);
+
 /* Both texture discriminators on one image (lumos__stage_d_maps, then
  * lumos__stage_discriminate): scores[2] of D(F + eps·perturb)
  * with each D linearised at F (its LeakyReLU slopes taken from D(F): the

@@ -297,15 +297,17 @@ static float sigmoid(float z) { return 1.f / (1.f + expf(-z)); }
 /* Adds one pair's D-loss gradient, times scale, into grad_out[k] (each
  * discriminator of the term: texture early and deep, or colour) and its loss
  * per discriminator into d_loss[k]. Each image's feature maps are computed
- * once; each discriminator then runs four times: at the real and the fake
- * map (loss, input gradients v), and at each moved by h·v̂ for R1/R2. */
+ * once; each discriminator then runs twice per image: at the map (loss,
+ * input gradient v, and its gates), and linearised at those gates at the
+ * map moved by h·v̂ for R1/R2. */
 static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const float *real,
                   int w, int h, float scale, float *const grad_out[2], float *d_loss)
 {
     const shared *sh = ts->sh;
     int disc[2];
     const int parts = term_discs(ts->which, disc), colour = ts->which == TERM_COLOUR;
-    float *maps[2][2] = {{NULL, NULL}, {NULL, NULL}}; /* [real, fake][disc] */
+    float *maps[2][2] = {{NULL, NULL}, {NULL, NULL}};  /* [real, fake][disc] */
+    float *gates[2][2] = {{NULL, NULL}, {NULL, NULL}}; /* D's gates at each map */
     d_call at[2], moved;
     int rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &at[0]);
     if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &at[1]);
@@ -313,10 +315,18 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
     const float *image[2] = {real, fake};
     for (int side = 0; !rc && side < 2; side++) {
         rc = lumos__stage_d_maps(ctx, colour, w, h, image[side], sh->features, maps[side]);
-        for (int k = 0; !rc && k < parts; k++)
-            rc = lumos__stage_discriminate(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
-                                           maps[side][k], NULL, 0, &at[side].score[k],
-                                           at[side].grad[k], at[side].input[k]);
+        for (int k = 0; !rc && k < parts; k++) {
+            int ch, fw, fh;
+            lumos__disc_map_shape(disc_net[disc[k]], w, h, &ch, &fw, &fh);
+            gates[side][k] = malloc(lumos__disc_gates_size(disc_net[disc[k]], fw, fh) * sizeof(float));
+            if (!gates[side][k]) {
+                rc = lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+                break;
+            }
+            rc = lumos__stage_discriminate_at(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
+                                              maps[side][k], &at[side].score[k], at[side].grad[k],
+                                              at[side].input[k], gates[side][k]);
+        }
     }
     const d_call *r = &at[0], *f = &at[1];
     for (int k = 0; !rc && k < parts; k++) {
@@ -342,9 +352,9 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
             }
             for (size_t i = 0; i < m; i++) dir[i] = len > 0 ? (float)(at[side].input[k][i] / len) : 0.f;
             d_loss[k] += scale * 0.5f * sh->gamma * (float)(len * len);
-            rc = lumos__stage_discriminate(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
-                                           maps[side][k], dir, sh->h, &moved.score[k],
-                                           moved.grad[k], moved.input[k]);
+            rc = lumos__stage_discriminate_moved(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
+                                                 maps[side][k], gates[side][k], dir, sh->h,
+                                                 &moved.score[k], moved.grad[k]);
             float *grad = grad_out[k];
             const size_t n = sh->n[disc[k]];
             /* γ/2 · ∂‖v‖²/∂θ = γ/2 · (2‖v‖/h) · (∇θD(x + h v̂) − ∇θD(x)) */
@@ -353,10 +363,11 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
             for (size_t i = 0; !rc && i < n; i++) grad[i] += (float)(c * (moved.grad[k][i] - base[i]));
         }
     free(dir);
-    for (int side = 0; side < 2; side++) {
-        free(maps[side][0]);
-        free(maps[side][1]);
-    }
+    for (int side = 0; side < 2; side++)
+        for (int k = 0; k < 2; k++) {
+            free(maps[side][k]);
+            free(gates[side][k]);
+        }
     d_call_free(&at[0]);
     d_call_free(&at[1]);
     d_call_free(&moved);
