@@ -362,8 +362,9 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
                           const float *ref, const float *features, const float *content_vgg,
                           const float *d_early, const float *d_deep, const float *d_colour,
                           const float d_real[3], const float term_weight[4], float losses[4],
-                          float *grad_out)
+                          float *grad_out, float *out_maps[3])
 {
+    if (out_maps) out_maps[0] = out_maps[1] = out_maps[2] = NULL;
     int rc = check(ctx, width, height, "training losses");
     if (rc) return rc;
     const size_t n_img = (size_t)3 * width * height;
@@ -406,6 +407,10 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
         if (!rc) rc = features_backward(ctx, features, &run, seed, grad_pre);
         if (!rc) rc = preprocess(ctx, lumos_pre_lightness_bwd, out, grad_pre, width, height, grad_img);
         for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
+        for (int k = 0; !rc && out_maps && k < 2; k++) { /* taken out of the run */
+            out_maps[k] = run.act[taps[k] + 1].data;
+            run.act[taps[k] + 1].data = NULL;
+        }
     }
     if (rc == LUMOS_OK && want_blur) {
         features_free(&run);
@@ -431,7 +436,16 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
         }
         if (!rc) rc = preprocess(ctx, lumos_pre_blur_bwd, out, grad_pre, width, height, grad_img);
         for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
+        if (!rc && out_maps) {
+            out_maps[2] = run.act[TAP_LAST + 1].data;
+            run.act[TAP_LAST + 1].data = NULL;
+        }
     }
+    if (rc && out_maps)
+        for (int k = 0; k < 3; k++) {
+            free(out_maps[k]);
+            out_maps[k] = NULL;
+        }
     features_free(&run);
     for (int i = 0; i < BLOCKS; i++) free(seed[i]);
     free(pre);

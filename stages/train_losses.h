@@ -30,12 +30,15 @@ int lumos__feature_size(int n, int deep);
  * lightness images), [1] texture-early, [2] texture-deep, [3] colour (the
  * relativistic softplus(D(real) − D(fake)), d_real[3] the paired real
  * image's scores), and grad_out = Σ term_weight[i] · dL_i/d(out). Only the
- * terms of nonzero weight are computed; the others' losses are 0. */
+ * terms of nonzero weight are computed; the others' losses are 0. out_maps
+ * (may be NULL): the feature maps of `out` the discriminators scored, as
+ * lumos__stage_d_maps gives them (malloc'ed; [0], [1] texture's, [2]
+ * colour's; NULL where that term was not computed), for the D step. */
 int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *out,
                           const float *ref, const float *features, const float *content_vgg,
                           const float *d_early, const float *d_deep, const float *d_colour,
                           const float d_real[3], const float term_weight[4], float losses[4],
-                          float *grad_out);
+                          float *grad_out, float *out_maps[3]);
 
 /* The feature maps a term's discriminators score, of one image: texture
  * (colour 0) maps[0] = features[1] (16 × early map) and maps[1] =

@@ -121,6 +121,16 @@ fi
 for net in efficient robust rmfa-tiny; do
     if [ -f "$(dirname "$0")/../data/weights/$net.safetensors" ]; then
         expect 0 "shipped $net weights" -- "$LUMOS" convert "$CR2" --isp $net -o "$T/shipped-$net.jpg"
+        if [ "$net" = efficient ] && "$PYTHON" -c 'import imageio, numpy' 2>/dev/null; then
+            # the shipped weights take the exposure: +1 EV renders brighter
+            expect 0 "shipped $net weights at +1 EV" -- "$LUMOS" convert "$CR2" --isp $net --exposure 1 -o "$T/shipped-$net-ev1.jpg"
+            "$PYTHON" - "$T/shipped-$net.jpg" "$T/shipped-$net-ev1.jpg" <<'PY' || fail "$net: +1 EV is not brighter"
+import sys, imageio, numpy as np
+a, b = (imageio.imread(p)[..., :3].astype(np.float64).mean() for p in sys.argv[1:])
+print("mean at 0 EV %.1f, at +1 EV %.1f" % (a, b))
+sys.exit(0 if b > a * 1.2 else 1)
+PY
+        fi
         [ -n "$MKDNG" ] || continue
         expect 0 "shipped $net weights on a DNG" -- "$LUMOS" convert "$T/other.dng" --isp $net -o "$T/dng-$net.png"
         if "$PYTHON" -c 'import imageio, numpy' 2>/dev/null; then

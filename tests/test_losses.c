@@ -257,7 +257,7 @@ static int g_losses(lumos_ctx *ctx, int w, int h, const float *out, const float 
                     const float tw[4], float losses[4], float *grad)
 {
     return lumos__stage_g_losses(ctx, w, h, out, ref, weights[MOBILENET], NULL, weights[DISC_EARLY],
-                                 weights[DISC_DEEP], weights[DISC_COLOUR], d_real, tw, losses, grad);
+                                 weights[DISC_DEEP], weights[DISC_COLOUR], d_real, tw, losses, grad, NULL);
 }
 
 static int check_g(lumos_ctx *ctx, int w, int h)
@@ -519,6 +519,35 @@ static void check_pair(lumos_ctx *ctx, int w, int h)
             expect(j, term->groups[k].grads, term->groups[k].n, 0, TOL_R1,
                    "d pair %s %dx%d: d(softplus + γ/2 R1R2)/dθ, %s", term->name, w, h,
                    term->groups[k].name);
+        /* The same pair after the G step's evaluation of the term on it,
+         * whose feature maps of both images the D step then takes instead
+         * of computing them again: the same loss and gradient, bit for bit. */
+        {
+            float *first[2] = {NULL, NULL}, again[2] = {0, 0}, value = 0;
+            float *grad_img = malloc((size_t)3 * w * h * sizeof(float));
+            for (size_t k = 0; k < term->n_groups; k++) {
+                first[k] = malloc(term->groups[k].n * sizeof(float));
+                memcpy(first[k], term->groups[k].grads, term->groups[k].n * sizeof(float));
+                memset(term->groups[k].grads, 0, term->groups[k].n * sizeof(float));
+            }
+            lumos__train_sample smp;
+            memset(&smp, 0, sizeof smp);
+            smp.width = w;
+            smp.height = h;
+            smp.classic = real;
+            smp.target = real;
+            rc = term->eval(term->state, ctx, &smp, fake, &value, grad_img);
+            if (!rc) rc = lumos__gan_d_pair(ctx, term->state, fake, real, w, h, again);
+            CHECK(rc == 0, "d pair (%s) after the G step: %s", term->name, lumos_last_error(ctx));
+            int same = again[0] == d_loss[0] && again[1] == d_loss[1];
+            for (size_t k = 0; k < term->n_groups; k++) {
+                same &= !memcmp(first[k], term->groups[k].grads, term->groups[k].n * sizeof(float));
+                memcpy(term->groups[k].grads, first[k], term->groups[k].n * sizeof(float));
+                free(first[k]);
+            }
+            CHECK(same, "d pair %s %dx%d: the G step's kept maps change the D step", term->name, w, h);
+            free(grad_img);
+        }
         /* The penalty's part alone: the pair's gradient less the softplus
          * part σ(D(f) − D(r)) (∇θD(f) − ∇θD(r)) from the stage. On the deep
          * texture D it is ~1 % of the whole, so only this isolates R1/R2. */

@@ -3,6 +3,7 @@
 #include "train/adversarial.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,19 @@ static const int disc_net[N_DISC] = {LUMOS__NET_DISC_TEXTURE_EARLY, LUMOS__NET_D
                                      LUMOS__NET_DISC_COLOUR};
 static const char *const disc_name[N_DISC] = {"D_texture_early", "D_texture_deep", "D_colour"};
 
+/* The feature maps a discriminator term scored in the generator's step,
+ * of the real and the fake images, kept for the discriminators' step that
+ * follows on the same batch, which would compute them again otherwise. An
+ * entry is found by the image's address and checked by a hash of its
+ * pixels, so a buffer refilled since is never taken for its old content. */
+enum { MAP_CACHE = 64 };
+typedef struct map_entry {
+    const float *image;
+    uint64_t hash;
+    int colour;
+    float *maps[2];
+} map_entry;
+
 /* What the terms share: the frozen feature networks and the
  * discriminators (weights, and the gradients their d_steps fill). */
 typedef struct shared {
@@ -32,6 +46,9 @@ typedef struct shared {
     lumos__train_params groups[N_DISC];
     float gamma, h;
     lumos_ctx *side_ctx[MAX_SIDE_BY_SIDE]; /* the D steps' contexts (made on first use) */
+    pthread_mutex_t cache_lock; /* the G step's workers put entries at once */
+    map_entry cache[MAP_CACHE];
+    unsigned cache_next;
 } shared;
 
 typedef struct term_state {
@@ -55,6 +72,11 @@ static void shared_free(shared *sh)
     free(sh->features);
     free(sh->content_vgg);
     for (int i = 0; i < MAX_SIDE_BY_SIDE; i++) lumos_ctx_free(sh->side_ctx[i]);
+    for (int i = 0; i < MAP_CACHE; i++) {
+        free(sh->cache[i].maps[0]);
+        free(sh->cache[i].maps[1]);
+    }
+    pthread_mutex_destroy(&sh->cache_lock);
     for (int k = 0; k < N_DISC; k++) {
         free(sh->d[k]);
         free(sh->grad[k]);
@@ -113,6 +135,7 @@ int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_t
     shared *sh = calloc(1, sizeof *sh);
     lumos__train_term *terms = calloc(N_TERMS, sizeof *terms);
     if (!sh || !terms) goto nomem;
+    pthread_mutex_init(&sh->cache_lock, NULL);
     sh->gamma = o->gamma;
     sh->h = o->fd_step;
     sh->features = malloc(count_of(LUMOS__NET_MOBILENET) * sizeof(float));
@@ -235,17 +258,41 @@ static void d_call_free(d_call *c)
     }
 }
 
-/* One call of the term's discriminator(s) on image + eps·perturb (with c's
- * parameter gradients when it has room for them). */
-static int d_run(lumos_ctx *ctx, const shared *sh, int which, int w, int h, const float *image,
-                 float *const perturb[2], float eps, d_call *c)
+static uint64_t image_hash(const float *image, int w, int h)
 {
-    if (which == TERM_TEXTURE)
-        return lumos__stage_d_texture(ctx, w, h, image, sh->features, sh->d[D_EARLY], sh->d[D_DEEP],
-                                      perturb ? perturb[0] : NULL, perturb ? perturb[1] : NULL, eps,
-                                      c->score, c->grad[0], c->grad[1], c->input[0], c->input[1]);
-    return lumos__stage_d_colour(ctx, w, h, image, sh->features, sh->d[D_COLOUR],
-                                 perturb ? perturb[0] : NULL, eps, c->score, c->grad[0], c->input[0]);
+    const uint8_t *b = (const uint8_t *)image;
+    uint64_t x = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < (size_t)w * h * 3 * sizeof(float); i++) x = (x ^ b[i]) * 0x100000001b3ull;
+    return x;
+}
+
+/* Keeps maps (taken over) as those of image, replacing an older entry. */
+static void cache_put(shared *sh, const float *image, int w, int h, int colour, float *maps[2])
+{
+    const uint64_t hash = image_hash(image, w, h);
+    pthread_mutex_lock(&sh->cache_lock);
+    map_entry *e = NULL;
+    for (int i = 0; i < MAP_CACHE && !e; i++)
+        if (sh->cache[i].image == image && sh->cache[i].colour == colour) e = &sh->cache[i];
+    if (!e) e = &sh->cache[sh->cache_next++ % MAP_CACHE];
+    free(e->maps[0]);
+    free(e->maps[1]);
+    *e = (map_entry){image, hash, colour, {maps[0], maps[1]}};
+    pthread_mutex_unlock(&sh->cache_lock);
+}
+
+/* The kept maps of image (borrowed: the D step only reads the cache), or 0. */
+static int cache_get(const shared *sh, const float *image, int w, int h, int colour, float *maps[2])
+{
+    for (int i = 0; i < MAP_CACHE; i++) {
+        const map_entry *e = &sh->cache[i];
+        if (e->image == image && e->colour == colour && e->maps[0] && e->hash == image_hash(image, w, h)) {
+            maps[0] = e->maps[0];
+            maps[1] = e->maps[1];
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s, const float *out,
@@ -255,17 +302,25 @@ static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s,
     const shared *sh = ts->sh;
     float d_real[3] = {0, 0, 0}, weight[4] = {0, 0, 0, 0}, losses[4];
     int rc = LUMOS_OK;
-    if (ts->which == TERM_TEXTURE || ts->which == TERM_COLOUR) {
-        /* D(real) of this sample's target, for the relativistic pair */
+    const int adversarial = ts->which == TERM_TEXTURE || ts->which == TERM_COLOUR;
+    const int colour = ts->which == TERM_COLOUR;
+    if (adversarial) {
+        /* D(real) of this sample's target, for the relativistic pair; its
+         * maps kept for the D step */
         d_call c;
+        float *maps[2] = {NULL, NULL};
+        int disc[2], parts = term_discs(ts->which, disc);
         rc = d_call_alloc(ctx, sh, ts->which, s->width, s->height, 0, &c);
         if (rc == LUMOS_OK)
-            rc = d_run(ctx, sh, ts->which, s->width, s->height, s->target, NULL, 0, &c);
-        if (ts->which == TERM_TEXTURE) {
-            d_real[0] = c.score[0];
-            d_real[1] = c.score[1];
-        } else {
-            d_real[2] = c.score[0];
+            rc = lumos__stage_d_maps(ctx, colour, s->width, s->height, s->target, sh->features, maps);
+        for (int k = 0; rc == LUMOS_OK && k < parts; k++)
+            rc = lumos__stage_discriminate(ctx, disc_net[disc[k]], s->width, s->height, sh->d[disc[k]],
+                                           maps[k], NULL, 0, &d_real[colour ? 2 : k], NULL,
+                                           c.input[k]);
+        if (rc == LUMOS_OK) cache_put(ts->sh, s->target, s->width, s->height, colour, maps);
+        else {
+            free(maps[0]);
+            free(maps[1]);
         }
         d_call_free(&c);
         if (rc) return rc;
@@ -276,10 +331,17 @@ static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s,
     /* content compares with the classical render; perceptual (paired) with
      * the aligned target photo */
     const float *ref = ts->which == TERM_PERCEPTUAL ? s->target : s->classic;
+    float *out_maps[3];
     rc = lumos__stage_g_losses(ctx, s->width, s->height, out, ref, sh->features, sh->content_vgg,
                                sh->d[D_EARLY], sh->d[D_DEEP], sh->d[D_COLOUR], d_real, weight,
-                               losses, grad_out);
+                               losses, grad_out, adversarial ? out_maps : NULL);
     if (rc) return rc;
+    if (adversarial) {
+        float *fake[2] = {colour ? out_maps[2] : out_maps[0], colour ? NULL : out_maps[1]};
+        free(colour ? out_maps[0] : out_maps[2]); /* not computed: NULL */
+        if (fake[0]) cache_put(ts->sh, out, s->width, s->height, colour, fake);
+        else free(fake[1]);
+    }
     *value = ts->which == TERM_TEXTURE ? losses[1] + losses[2] : ts->which == TERM_COLOUR ? losses[3] : losses[0];
     return LUMOS_OK;
 }
@@ -313,8 +375,11 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
     if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &at[1]);
     if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &moved);
     const float *image[2] = {real, fake};
+    int kept[2] = {0, 0}; /* maps borrowed from the G step's cache */
     for (int side = 0; !rc && side < 2; side++) {
-        rc = lumos__stage_d_maps(ctx, colour, w, h, image[side], sh->features, maps[side]);
+        kept[side] = cache_get(sh, image[side], w, h, colour, maps[side]);
+        if (!kept[side])
+            rc = lumos__stage_d_maps(ctx, colour, w, h, image[side], sh->features, maps[side]);
         for (int k = 0; !rc && k < parts; k++) {
             int ch, fw, fh;
             lumos__disc_map_shape(disc_net[disc[k]], w, h, &ch, &fw, &fh);
@@ -365,7 +430,7 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
     free(dir);
     for (int side = 0; side < 2; side++)
         for (int k = 0; k < 2; k++) {
-            free(maps[side][k]);
+            if (!kept[side]) free(maps[side][k]);
             free(gates[side][k]);
         }
     d_call_free(&at[0]);
