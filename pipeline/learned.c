@@ -167,9 +167,10 @@ const float *lumos__net_flat(const lumos_net *net, size_t *count)
     return net ? net->flat : NULL;
 }
 
-int lumos__mosaic_levels(lumos_ctx *ctx, const lumos_raw_info *in, float black[4], float scale[4],
-                         int *cfa_x, int *cfa_y)
+int lumos__mosaic_levels(lumos_ctx *ctx, const lumos_raw_info *in, float exposure_ev,
+                         float black[4], float scale[4], int *cfa_x, int *cfa_y)
 {
+    const float gain = exp2f(exposure_ev);
     for (int s = 0; s < 4; s++) {
         float range = in->white - in->black[s];
         if (!(range > 0))
@@ -177,6 +178,7 @@ int lumos__mosaic_levels(lumos_ctx *ctx, const lumos_raw_info *in, float black[4
                                in->white, in->black[s]);
         black[s] = in->black[s];
         scale[s] = 1.f / range;
+        scale[s] *= gain;
     }
     lumos__cfa_offsets(in->cfa, cfa_x, cfa_y);
     return LUMOS_OK;
@@ -218,9 +220,7 @@ static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float
     }
     float black[4], scale[4];
     int cfa_x, cfa_y;
-    int rc = lumos__mosaic_levels(ctx, in, black, scale, &cfa_x, &cfa_y);
-    /* the exposure brightens the levelled mosaic, as training did */
-    for (int s = 0; s < 4; s++) scale[s] *= exp2f(exposure_ev);
+    int rc = lumos__mosaic_levels(ctx, in, exposure_ev, black, scale, &cfa_x, &cfa_y);
     if (rc == LUMOS_OK)
         rc = lumos__stage_learned(ctx, net->kind, net->flat, mosaic, in->width, in->height, stride,
                                   cfa_x, cfa_y, black, scale, bits, data, row);

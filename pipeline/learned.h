@@ -30,9 +30,11 @@ int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char
 const float *lumos__net_flat(const lumos_net *net, size_t *count);
 
 /* A Bayer mosaic's levels as the learned ISP stages take them: black and
- * scale (1 / (white - black)) per site of the 2x2 block, and the CFA shift.
- * LUMOS_E_FORMAT when white is not above a black level. */
-int lumos__mosaic_levels(lumos_ctx *ctx, const lumos_raw_info *info, float black[4],
-                         float scale[4], int *cfa_x, int *cfa_y);
+ * scale (2^exposure_ev / (white - black): the exposure brightens the
+ * levelled mosaic, for inference and training alike) per site of the 2x2
+ * block, and the CFA shift. LUMOS_E_FORMAT when white is not above a black
+ * level. */
+int lumos__mosaic_levels(lumos_ctx *ctx, const lumos_raw_info *info, float exposure_ev,
+                         float black[4], float scale[4], int *cfa_x, int *cfa_y);
 
 #endif

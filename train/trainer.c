@@ -526,10 +526,10 @@ static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c
         if (rc == LUMOS_OK) info = canonical_info;
     }
     if (rc == LUMOS_OK)
-        rc = lumos__mosaic_levels(ctx, &info, sl->black, sl->scale, &sl->cfa_x, &sl->cfa_y);
-    /* The network gets the exposure the classical render gets (the
-     * photo's brightening; 0 EV for a RAW): lumos_isp_learned's input. */
-    for (int s = 0; s < 4; s++) sl->scale[s] *= exp2f(exposure_ev);
+        /* the network gets the exposure the classical render gets (the
+         * photo's brightening; 0 EV for a RAW), as lumos_isp_learned does */
+        rc = lumos__mosaic_levels(ctx, &info, exposure_ev, sl->black, sl->scale, &sl->cfa_x,
+                                  &sl->cfa_y);
     if (rc == LUMOS_OK) rc = classic_render(ctx, sl->mosaic, &info, exposure_ev, sl->classic);
     if (rc) return fail_in(ctx, rc, it->path);
     sl->s.width = c->width;
@@ -719,8 +719,6 @@ static int run_batch(trainer *t, int prefetch)
     return rc;
 }
 
-/* g = sum_i w_i g_i / (||g_i|| + eps), g_i the batch mean of term i's
- * gradient; then the generator's Adam step. */
 /* The generator's rate for the step after `done` steps (options.lr_g_final). */
 static double generator_lr(const lumos__train_options *o, uint64_t done)
 {
@@ -728,6 +726,9 @@ static double generator_lr(const lumos__train_options *o, uint64_t done)
     const double pi = 3.14159265358979323846, f = (double)done / (double)o->steps;
     return o->lr_g_final + (o->lr_g - o->lr_g_final) * 0.5 * (1 + cos(pi * f));
 }
+
+/* g = sum_i w_i g_i / (||g_i|| + eps), g_i the batch mean of term i's
+ * gradient; then the generator's Adam step. */
 
 static int generator_step(trainer *t, double *acc, double *value, double *grad_norm)
 {
