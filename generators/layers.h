@@ -114,6 +114,14 @@ public:
     // (the ISPs' gradients); set before schedule_at_root.
     void store_small_maps_planar() { planar_ = true; }
 
+    // Convs without their biases (the tensors still consumed in order): the
+    // network's tangent map, its directional derivative at fixed gates.
+    void drop_biases() { no_bias_ = true; }
+
+    // Each conv's bias gradient times s (weight gradients taken against
+    // inputs other than the forward's, whose bias part is scaled apart).
+    void scale_bias_grads(Expr s) { bias_grad_scale_ = s; }
+
     // Number of floats in the flat buffer.
     static int64_t flat_size(const std::string &net) {
         int64_t n = 0;
@@ -157,6 +165,10 @@ public:
         int64_t w0 = take(name + ".weight", {cout, cin_g, k, k});
         int64_t b0 = bias ? take(name + ".bias", {cout}) : -1;
         std::pair<Func, Func> wb = conv_params(name, w0, b0, cin_g, k);
+        if (no_bias_) {
+            wb.second = Func{"no_bias_" + clean(name)};
+            wb.second(co) = 0.f;
+        }
         return conv_over(in, name, wb.first, wb.second, cout, k, stride, groups, padding, w0, b0);
     }
 
@@ -195,9 +207,8 @@ public:
     }
     // LeakyReLU with the slope chosen by the sign of `gate` (the same layer's
     // input at another point) instead of m's: the network linearised where
-    // `gate` was computed. R1/R2's central differences use it: through a
-    // piecewise-linear network linearised at x, ∇θD(x ± h·v) differ by
-    // exactly 2h ∂/∂θ(∇ₓD·v), for any h.
+    // `gate` was computed. With drop_biases, a piecewise-linear network's
+    // tangent map there (R1/R2's gradient, loss_generator.cpp's disc).
     Map leaky_relu_gated(const Map &m, const Map &gate, float slope) {
         Func f{"leaky_relu_gated"}, pre = m.f, gf = gate.f;
         f(c, x, y) = select(gf(c, x, y) > 0, pre(c, x, y), slope * pre(c, x, y));
@@ -838,7 +849,7 @@ private:
             param_grads_.push_back({cr.w_offset, (int64_t)cout * cin_g * k * k, flat_w});
             if (cr.b_offset >= 0) {
                 gb(co) = 0.f;
-                gb(co) += g(co, p.x, p.y);
+                gb(co) += bias_grad_scale_.defined() ? g(co, p.x, p.y) * bias_grad_scale_ : g(co, p.x, p.y);
                 reductions_.push_back(gb);
                 Func flat_b{"grad_b_flat"};
                 flat_b(j) = gb(j);
@@ -1026,7 +1037,8 @@ private:
     std::vector<std::pair<Func, Func>> activations_;  // (conv, its activation)
     std::vector<ConvRecord> conv_records_;
     std::vector<Node> nodes_;
-    bool want_params_ = false, planar_ = false;
+    bool want_params_ = false, planar_ = false, no_bias_ = false;
+    Expr bias_grad_scale_;  // undefined: 1
     std::vector<ParamGrad> param_grads_;
     std::vector<WeightGrad> weight_grads_;
     std::vector<ConvGrad> conv_grads_;

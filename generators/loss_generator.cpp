@@ -19,11 +19,11 @@
 //     pipeline per piece: whole, with its backward, it is ~1,000 stages,
 //     which Halide 14 takes over 20 minutes to lower.
 //
-//   disc (kind=texture_early|texture_deep|colour, mode=g|p|m): a
+//   disc (kind=texture_early|texture_deep|colour, mode=g|p|r): a
 //     discriminator's mean score over its input feature map and dD/d(input);
-//     mode p also dD/dθ (flat, as (n, 1, 1)) and its LeakyReLUs' inputs
-//     ("gates"); mode m the score and dD/dθ of D linearised at given gates
-//     (its slopes taken there) for R1/R2's differences.
+//     mode p also D's state there (each LeakyReLU's input and its gradient);
+//     mode r, from that state, α ∇θD + β ∇θ(∇D · dir) (the D step's
+//     gradient of one image, R1/R2's gradient of a gradient included).
 //
 // Schedule: every stage at root, parallel over rows (crops of ~128²).
 
@@ -140,30 +140,30 @@ Map blurred(NetBuilder &b, const Map &img) {
     });
 }
 
-// A discriminator (isp_nets.def "disc_*") on feature map x: its
-// per-position score map (1 channel). Each LeakyReLU's input is appended to
-// `pre` when given; with `gates`, each LeakyReLU takes its slope from the
-// sign of the matching gate instead (leaky_relu_gated: D linearised where
-// the gates were computed).
-Map discriminator(NetBuilder &b, Map x, bool colour, std::vector<Map> *pre = nullptr,
-                  const std::vector<Map> *gates = nullptr) {
-    size_t layer = 0;
-    auto lrelu = [&](Map m) {
-        if (pre) pre->push_back(m);
-        return gates ? b.leaky_relu_gated(m, gates->at(layer++), 0.2f) : b.leaky_relu(m, 0.2f);
-    };
-    if (colour) {
-        x = lrelu(b.conv2d(x, "fc1", 512, 1));
-        x = lrelu(b.conv2d(x, "fc2", 512, 1));
-        return b.conv2d(x, "fc3", 1, 1);
+// A discriminator's layers (isp_nets.def "disc_*"), in order: a conv each,
+// every one but the last followed by LeakyReLU(0.2).
+struct DiscLayer {
+    const char *name;
+    int cout, k, stride;
+};
+std::vector<DiscLayer> disc_layers(bool colour) {
+    if (colour) return {{"fc1", 512, 1, 1}, {"fc2", 512, 1, 1}, {"fc3", 1, 1, 1}};
+    return {{"conv1", 48, 5, 2}, {"conv2", 128, 3, 2}, {"conv3", 192, 3, 1}, {"conv4", 192, 3, 1},
+            {"conv5", 128, 3, 2}, {"fc1", 1024, 1, 1},  {"fc2", 1, 1, 1}};
+}
+
+// A discriminator on feature map x: its per-position score map (1
+// channel). Each LeakyReLU's input is appended to `pre` when given.
+Map discriminator(NetBuilder &b, Map x, bool colour, std::vector<Map> *pre = nullptr) {
+    const std::vector<DiscLayer> layers = disc_layers(colour);
+    for (size_t i = 0; i < layers.size(); i++) {
+        const DiscLayer &l = layers[i];
+        x = b.conv2d(x, l.name, l.cout, l.k, true, l.stride);
+        if (i + 1 == layers.size()) break;
+        if (pre) pre->push_back(x);
+        x = b.leaky_relu(x, 0.2f);
     }
-    x = lrelu(b.conv2d(x, "conv1", 48, 5, true, 2));
-    x = lrelu(b.conv2d(x, "conv2", 128, 3, true, 2));
-    x = lrelu(b.conv2d(x, "conv3", 192, 3));
-    x = lrelu(b.conv2d(x, "conv4", 192, 3));
-    x = lrelu(b.conv2d(x, "conv5", 128, 3, true, 2));
-    x = lrelu(b.conv2d(x, "fc1", 1024, 1));
-    return b.conv2d(x, "fc2", 1, 1);
+    return x;
 }
 
 enum class Mode { Fwd, Bwd };
@@ -275,8 +275,9 @@ public:
 enum class DiscKind { TextureEarly, TextureDeep, Colour };
 
 // A discriminator's LeakyReLU inputs (its "gates") packed into one flat
-// buffer, layer after layer, each (c, x, y) with c fastest: what mode p
-// writes and mode m reads (stages/train_losses.c sizes it the same way).
+// buffer, layer after layer, each (c, x, y) with c fastest, then their
+// gradients ("deltas") the same way: D's state, what mode p writes and mode
+// r reads (stages/train_losses.c sizes it the same way).
 struct GateLayout {
     std::vector<Expr> offset;  // of each layer
     Expr total;
@@ -300,87 +301,139 @@ public:
                                    {"texture_deep", DiscKind::TextureDeep},
                                    {"colour", DiscKind::Colour}}};
     // g: score and dD/d(in) (the generator's step);
-    // p: also dD/dθ, and D's gates at `in` (gates_out);
-    // m: score and dD/dθ of D linearised at gates_in (its LeakyReLU slopes
-    //    taken from them, not from `in`), no dD/d(in): R1/R2's moved point
-    //    (train/adversarial.h), whose gates mode p computed at the map.
+    // p: also D's state at `in` (state_out): each LeakyReLU's input (its
+    //    gate) and dD/d(that input) (its delta), layer after layer;
+    // r: grad_params = α ∇θD(in) + β ∇θ(∇ₓD(in) · dir), from mode p's
+    //    state at `in`: one image's share of the D step, R1/R2 included
+    //    (train/adversarial.h). D is piecewise linear: at fixed gates, each
+    //    conv's weight gradient of the second term is its delta times the
+    //    tangent map (dir carried forward through D without biases, the
+    //    gates' slopes), so both terms are one weight gradient of the
+    //    deltas against α·activation + β·tangent, and no backward pass.
     GeneratorParam<std::string> mode{"mode", "g"};
 
-    Input<Buffer<float>> in{"in", 3};            // the feature map (c, x, y)
-    Input<Buffer<float>> gates_in{"gates_in", 1};  // mode m: see above; else unused
-    Input<Buffer<float>> disc{"disc", 1};        // this discriminator's weights
-    Output<Buffer<float>> score{"score", 1};     // [1] the mean score
-    Output<Buffer<float>> grad_in{"grad_in", 3}; // dD/d(in); mode m: (channels, 1, 1) zero
-    Output<Buffer<float>> grad_params{"grad_params", 3};  // p, m: dD/dθ as (n, 1, 1); g: (1, 1, 1) zero
-    Output<Buffer<float>> gates_out{"gates_out", 1};      // p: the gates; g, m: [1] zero
+    Input<Buffer<float>> in{"in", 3};              // the feature map (c, x, y)
+    Input<Buffer<float>> dir{"dir", 3};            // r: a direction shaped as in; else unused
+    Input<Buffer<float>> state_in{"state_in", 1};  // r: mode p's state_out at in; else unused
+    Input<Buffer<float>> disc{"disc", 1};          // this discriminator's weights
+    Input<float> alpha{"alpha"}, beta{"beta"};     // r: see above; else unused
+    Output<Buffer<float>> score{"score", 1};       // [1] the mean score; r: 0
+    Output<Buffer<float>> grad_in{"grad_in", 3};   // dD/d(in); r: (channels, 1, 1) zero
+    Output<Buffer<float>> grad_params{"grad_params", 3};  // r: as (n, 1, 1); g, p: (1, 1, 1) zero
+    Output<Buffer<float>> state_out{"state_out", 1};      // p: gates, then deltas; g, r: [1] zero
 
     void generate() {
-        const std::string net = kind == DiscKind::TextureEarly ? "disc_texture_early"
-                                : kind == DiscKind::TextureDeep ? "disc_texture_deep"
-                                                                : "disc_colour";
+        const std::string net = net_name();
         const int channels = kind == DiscKind::TextureEarly ? 16 : kind == DiscKind::TextureDeep ? 64 : 96;
         const std::string m = mode;
-        if (m != "g" && m != "p" && m != "m") throw std::runtime_error("disc: mode is g, p or m");
-        const bool params = m != "g", moved = m == "m", colour = kind == DiscKind::Colour;
-        NetBuilder b(disc, net), shape(disc, net);
-        Var c = b.c, x = b.x, y = b.y;
+        if (m != "g" && m != "p" && m != "r") throw std::runtime_error("disc: mode is g, p or r");
+        const bool colour = kind == DiscKind::Colour, params = m == "r";
+        NetBuilder b(disc, net);
+        Var c = b.c, x = b.x, y = b.y, i{"i"};
         Expr W = in.dim(1).extent(), H = in.dim(2).extent();
-        Map x0 = b.input({buffer_func(in, "in_f"), channels, W, H});
-        // Mode m: the gates as maps of the layers' shapes (a copy of D
-        // built only for its shapes; none of its Funcs is computed).
-        std::vector<Map> gates;
-        if (moved) {
-            std::vector<Map> shapes;
-            discriminator(shape, shape.input({buffer_func(in, "shape_f"), channels, W, H}), colour,
-                          &shapes);
-            GateLayout l = gate_layout(shapes);
-            for (size_t k = 0; k < shapes.size(); k++) {
-                const Map &s = shapes[k];
-                Func g{"gate_" + std::to_string(k)};
-                g(c, x, y) = gates_in(l.offset[k] + c + s.channels * (x + s.width * y));
-                gates.push_back({g, s.channels, s.width, s.height});
+        Func in_f = buffer_func(in, "in_f");
+        state_out(i) = 0.f;
+        if (params) {
+            score(i) = 0.f;
+            grad_in(c, x, y) = 0.f;
+            grad_params(c, x, y) = gradient_from_state(b, in_f, W, H, channels, colour)(c);
+        } else {
+            grad_params(c, x, y) = 0.f;
+            Map x0 = b.input({in_f, channels, W, H});
+            std::vector<Map> pre;
+            Map mean = b.global_avg_pool(discriminator(b, x0, colour, &pre));
+            b.finish();
+            score(i) = mean.f(0, 0, 0);
+            Func one{"one"};
+            one(c, x, y) = 1.f;
+            NetBuilder::Gradients g = b.backward(mean, one, false);
+            grad_in(c, x, y) = g.of(x0).f(c, x, y);
+            if (m == "p") {
+                GateLayout l = gate_layout(pre);
+                for (size_t k = 0; k < pre.size(); k++) {
+                    const Map &p = pre[k];
+                    RDom r(0, p.channels, 0, p.width, 0, p.height);
+                    Expr at = l.offset[k] + r.x + p.channels * (r.y + p.width * r.z);
+                    state_out(at) = p.f(r.x, r.y, r.z);
+                    state_out(l.total + at) = g.of(p).f(r.x, r.y, r.z);
+                }
             }
         }
-        std::vector<Map> pre;
-        Map mean = b.global_avg_pool(
-            discriminator(b, x0, colour, &pre, moved ? &gates : nullptr));
-        b.finish();
-        Var i{"i"};
-        score(i) = mean.f(0, 0, 0);
-        Func one{"one"};
-        one(c, x, y) = 1.f;
-        NetBuilder::Gradients g = b.backward(mean, one, params);
-        if (moved) grad_in(c, x, y) = 0.f;
-        else grad_in(c, x, y) = g.of(x0).f(c, x, y);
         const int n = (int)NetBuilder::flat_size(net);
-        if (params) grad_params(c, x, y) = g.params(c);
-        else grad_params(c, x, y) = 0.f;
-        gates_out(i) = 0.f;
-        if (m == "p") {
-            GateLayout l = gate_layout(pre);
-            for (size_t k = 0; k < pre.size(); k++) {
-                const Map &p = pre[k];
-                RDom r(0, p.channels, 0, p.width, 0, p.height);
-                gates_out(l.offset[k] + r.x + p.channels * (r.y + p.width * r.z)) =
-                    p.f(r.x, r.y, r.z);
-            }
-        }
-        in.dim(0).set_bounds(0, channels).set_stride(1);
+        for (auto *buf : {&in, &dir}) buf->dim(0).set_bounds(0, channels).set_stride(1);
         grad_in.dim(0).set_bounds(0, channels).set_stride(1);
         grad_params.dim(0).set_bounds(0, params ? n : 1).set_stride(1);
         grad_params.dim(1).set_bounds(0, 1);
         grad_params.dim(2).set_bounds(0, 1);
         score.dim(0).set_bounds(0, 1);
         disc.dim(0).set_bounds(0, n);
-        if (m != "p") gates_out.dim(0).set_bounds(0, 1);
-        if (moved) {
+        if (m != "p") state_out.dim(0).set_bounds(0, 1);
+        if (params) {
             grad_in.dim(1).set_bounds(0, 1);
             grad_in.dim(2).set_bounds(0, 1);
+            grad_params.vectorize(c, 8, TailStrategy::GuardWithIf);
         } else {
             grad_in.parallel(y);
         }
-        if (params) grad_params.vectorize(c, 8, TailStrategy::GuardWithIf);
         b.schedule_at_root();
+    }
+
+private:
+    std::string net_name() const {
+        return kind == DiscKind::TextureEarly ? "disc_texture_early"
+               : kind == DiscKind::TextureDeep ? "disc_texture_deep"
+                                               : "disc_colour";
+    }
+
+    // Mode r's parameter gradient (flat): b's convs, each fed α·a + β·ȧ
+    // (a: D's activation at `in`, from the gates; ȧ: the tangent map of dir)
+    // and seeded with its delta, give δ ⊗ (α a + β ȧ) per weight and α Σ δ
+    // per bias (the tangent has no bias).
+    Func gradient_from_state(NetBuilder &b, Func in_f, Expr W, Expr H, int channels, bool colour) {
+        Var c = b.c, x = b.x, y = b.y;
+        // the gates' shapes, from a copy of D none of whose Funcs is computed
+        NetBuilder shape(disc, net_name());
+        std::vector<Map> pre;
+        discriminator(shape, shape.input({in_f, channels, W, H}), colour, &pre);
+        GateLayout l = gate_layout(pre);
+        auto from_state = [&](Expr base, const Map &s, const std::string &name) {
+            Func f{name};
+            f(c, x, y) = state_in(base + c + s.channels * (x + s.width * y));
+            return Map{f, s.channels, s.width, s.height};
+        };
+        NetBuilder tangent(disc, net_name());
+        tangent.share_weights(b);
+        tangent.drop_biases();
+        b.scale_bias_grads(alpha);
+        Func dir_f = buffer_func(dir, "dir_f");
+        Map v = tangent.input({dir_f, channels, W, H});
+        Func mixed{"mixed_in"};
+        mixed(c, x, y) = alpha * in_f(c, x, y) + beta * dir_f(c, x, y);
+        Map fed{mixed, channels, W, H};
+        std::vector<std::pair<Map, Func>> seeds;
+        const std::vector<DiscLayer> layers = disc_layers(colour);
+        for (size_t k = 0; k < layers.size(); k++) {
+            const DiscLayer &L = layers[k];
+            Map z = b.conv2d(b.input(fed), L.name, L.cout, L.k, true, L.stride);
+            if (k + 1 == layers.size()) {  // the score's mean: delta 1/area
+                Func d{"delta_last"};
+                d(c, x, y) = 1.f / cast<float>(z.width * z.height);
+                seeds.push_back({z, d});
+                break;
+            }
+            const std::string tag = std::to_string(k);
+            Map gate = from_state(l.offset[k], pre[k], "gate_" + tag);
+            seeds.push_back({z, from_state(l.total + l.offset[k], pre[k], "delta_" + tag).f});
+            v = tangent.leaky_relu_gated(tangent.conv2d(v, L.name, L.cout, L.k, true, L.stride), gate, 0.2f);
+            Func gf = gate.f, vf = v.f, mix{"mixed_" + tag};
+            Expr g = gf(c, x, y);
+            mix(c, x, y) = alpha * select(g > 0, g, 0.2f * g) + beta * vf(c, x, y);
+            fed = {mix, L.cout, z.width, z.height};
+        }
+        b.finish();
+        Func flat = b.backward(seeds, true).params;
+        tangent.schedule_at_root();
+        return flat;
     }
 };
 

@@ -11,14 +11,14 @@
 #include <string.h>
 
 #include "lumos_disc_colour_g.h"
-#include "lumos_disc_colour_m.h"
 #include "lumos_disc_colour_p.h"
+#include "lumos_disc_colour_r.h"
 #include "lumos_disc_texture_deep_g.h"
-#include "lumos_disc_texture_deep_m.h"
 #include "lumos_disc_texture_deep_p.h"
+#include "lumos_disc_texture_deep_r.h"
 #include "lumos_disc_texture_early_g.h"
-#include "lumos_disc_texture_early_m.h"
 #include "lumos_disc_texture_early_p.h"
+#include "lumos_disc_texture_early_r.h"
 #include "lumos_mbv2_b0_bwd.h"
 #include "lumos_mbv2_b0_fwd.h"
 #include "lumos_mbv2_b10_bwd.h"
@@ -71,8 +71,9 @@ typedef int (*block_fn)(void const *, struct halide_buffer_t *, struct halide_bu
 typedef int (*pre_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
                       struct halide_buffer_t *);
 typedef int (*disc_fn)(void const *, struct halide_buffer_t *, struct halide_buffer_t *,
+                       struct halide_buffer_t *, struct halide_buffer_t *, float, float,
                        struct halide_buffer_t *, struct halide_buffer_t *, struct halide_buffer_t *,
-                       struct halide_buffer_t *, struct halide_buffer_t *);
+                       struct halide_buffer_t *);
 
 static const block_fn block_fwd[BLOCKS] = {
     lumos_mbv2_b0_fwd, lumos_mbv2_b1_fwd, lumos_mbv2_b2_fwd, lumos_mbv2_b3_fwd,
@@ -262,26 +263,28 @@ static int features_backward(lumos_ctx *ctx, const float *weights, const feature
     return rc;
 }
 
-/* A discriminator's pipeline: g (score, dD/d(map)), p (also dD/dθ and
- * the gates), m (score and dD/dθ at given gates), generators/loss_generator.cpp. */
-enum disc_mode { DISC_G, DISC_P, DISC_M };
+/* A discriminator's pipeline: g (score, dD/d(map)), p (also D's state
+ * there: its LeakyReLUs' inputs and their gradients), r (α ∇θD + β ∇θ(∇D ·
+ * dir) from that state), generators/loss_generator.cpp. */
+enum disc_mode { DISC_G, DISC_P, DISC_R };
 
 static disc_fn disc_pipeline(int net, enum disc_mode mode)
 {
     static const disc_fn fns[3][3] = {
-        {lumos_disc_texture_early_g, lumos_disc_texture_early_p, lumos_disc_texture_early_m},
-        {lumos_disc_texture_deep_g, lumos_disc_texture_deep_p, lumos_disc_texture_deep_m},
-        {lumos_disc_colour_g, lumos_disc_colour_p, lumos_disc_colour_m}};
+        {lumos_disc_texture_early_g, lumos_disc_texture_early_p, lumos_disc_texture_early_r},
+        {lumos_disc_texture_deep_g, lumos_disc_texture_deep_p, lumos_disc_texture_deep_r},
+        {lumos_disc_colour_g, lumos_disc_colour_p, lumos_disc_colour_r}};
     const int row = net == LUMOS__NET_DISC_TEXTURE_EARLY ? 0 : net == LUMOS__NET_DISC_TEXTURE_DEEP ? 1 : 2;
     return fns[row][mode];
 }
 
-size_t lumos__disc_gates_size(int net, int map_w, int map_h)
+size_t lumos__disc_state_size(int net, int map_w, int map_h)
 {
-    /* the LeakyReLUs' inputs, layer by layer (isp_nets.def): texture
-     * conv1 5×5 s2, conv2 3×3 s2, conv3, conv4, conv5 3×3 s2, fc1; colour
-     * fc1, fc2 at the map's size */
-    if (net == LUMOS__NET_DISC_COLOUR) return (size_t)2 * 512 * map_w * map_h;
+    /* the LeakyReLUs' inputs, layer by layer (generators/loss_generator.cpp
+     * disc_layers): texture conv1 5×5 s2, conv2 3×3 s2, conv3, conv4,
+     * conv5 3×3 s2, fc1; colour fc1, fc2 at the map's size; then their
+     * gradients, as many */
+    if (net == LUMOS__NET_DISC_COLOUR) return (size_t)2 * 2 * 512 * map_w * map_h;
     static const int ch[6] = {48, 128, 192, 192, 128, 1024}, stride[6] = {2, 2, 1, 1, 2, 1};
     size_t n = 0;
     int w = map_w, h = map_h;
@@ -290,28 +293,34 @@ size_t lumos__disc_gates_size(int net, int map_w, int map_h)
         h = (h - 1) / stride[l] + 1;
         n += (size_t)ch[l] * w * h;
     }
-    return n;
+    return 2 * n;
 }
 
-/* One discriminator call on a feature map `in`: score, and as the mode
- * gives them dD/d(map) (grad_in), dD/dθ (params) and the gates (gates: in
- * for mode m, out for mode p; lumos__disc_gates_size floats). */
+/* One discriminator call on a feature map `in`, as the mode gives them:
+ * score, dD/d(map) (grad_in), D's state (out for mode p, in for mode r;
+ * lumos__disc_state_size floats) and mode r's gradient (params) along
+ * dir (shaped as in). */
 static int discriminate(lumos_ctx *ctx, int net, enum disc_mode mode, const float *weights,
-                        const fmap *in, float *gates, float *score, float *grad_in, float *params)
+                        const fmap *in, const float *dir, float *state, float alpha, float beta,
+                        float *score, float *grad_in, float *params)
 {
-    float unused[1] = {0}, no_grad_in[LUMOS__TAP_LAST_CHANNELS] = {0};
-    const size_t n_gates = mode == DISC_G ? 1 : lumos__disc_gates_size(net, in->w, in->h);
-    halide_buffer_t bi, bgi, bw, bs, bg, bp, bgo;
-    halide_dimension_t di[3], dgi, dw, ds, dg[3], dp[3], dgo;
+    float unused[1] = {0}, no_dir[LUMOS__TAP_LAST_CHANNELS] = {0},
+          no_grad_in[LUMOS__TAP_LAST_CHANNELS] = {0};
+    const int n_state = mode == DISC_G ? 1 : (int)lumos__disc_state_size(net, in->w, in->h);
+    halide_buffer_t bi, bd, bsi, bw, bs, bg, bp, bso;
+    halide_dimension_t di[3], dd[3], dsi, dw, ds, dg[3], dp[3], dso;
     buf(&bi, di, in->data, in->c, in->w, in->h);
-    flat(&bgi, &dgi, mode == DISC_M ? gates : unused, mode == DISC_M ? (int)n_gates : 1);
+    if (mode == DISC_R) buf(&bd, dd, dir, in->c, in->w, in->h);
+    else buf(&bd, dd, no_dir, in->c, 1, 1);
+    flat(&bsi, &dsi, mode == DISC_R ? state : unused, mode == DISC_R ? n_state : 1);
     flat(&bw, &dw, weights, count(net));
-    flat(&bs, &ds, score, 1);
-    if (mode == DISC_M) buf(&bg, dg, no_grad_in, in->c, 1, 1); /* no dD/d(map) */
+    flat(&bs, &ds, mode == DISC_R ? unused : score, 1);
+    if (mode == DISC_R) buf(&bg, dg, no_grad_in, in->c, 1, 1); /* no dD/d(map) */
     else buf(&bg, dg, grad_in, in->c, in->w, in->h);
-    buf(&bp, dp, mode == DISC_G ? unused : params, mode == DISC_G ? 1 : count(net), 1, 1);
-    flat(&bgo, &dgo, mode == DISC_P ? gates : unused, mode == DISC_P ? (int)n_gates : 1);
-    return lumos__hl_status(ctx, disc_pipeline(net, mode)(ctx, &bi, &bgi, &bw, &bs, &bg, &bp, &bgo),
+    buf(&bp, dp, mode == DISC_R ? params : unused, mode == DISC_R ? count(net) : 1, 1, 1);
+    flat(&bso, &dso, mode == DISC_P ? state : unused, mode == DISC_P ? n_state : 1);
+    return lumos__hl_status(ctx, disc_pipeline(net, mode)(ctx, &bi, &bd, &bsi, &bw, alpha, beta, &bs,
+                                                          &bg, &bp, &bso),
                             "discriminator");
 }
 
@@ -398,7 +407,7 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             float score = 0;
             seed[taps[k]] = malloc(fmap_size(f) * sizeof(float));
             if (!seed[taps[k]]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
-            if (!rc) rc = discriminate(ctx, nets[k], DISC_G, dw[k], f, NULL, &score, seed[taps[k]], NULL);
+            if (!rc) rc = discriminate(ctx, nets[k], DISC_G, dw[k], f, NULL, NULL, 0, 0, &score, seed[taps[k]], NULL);
             if (rc) break;
             losses[1 + k] = softplus(-(score - d_real[k]));
             float a = -term_weight[1 + k] * sigmoid(d_real[k] - score);
@@ -426,8 +435,8 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             seed[TAP_LAST] = malloc(fmap_size(f) * sizeof(float));
             if (!seed[TAP_LAST]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
         }
-        if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, DISC_G, d_colour, f, NULL, &score,
-                                   seed[TAP_LAST], NULL);
+        if (!rc) rc = discriminate(ctx, LUMOS__NET_DISC_COLOUR, DISC_G, d_colour, f, NULL, NULL, 0, 0,
+                                   &score, seed[TAP_LAST], NULL);
         if (!rc) {
             losses[3] = softplus(-(score - d_real[2]));
             float a = -term_weight[3] * sigmoid(d_real[2] - score);
@@ -452,14 +461,6 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
     free(pre_ref);
     free(grad_pre);
     free(grad_img);
-    return rc;
-}
-
-/* features + eps · perturb into a new map. */
-static int shifted(lumos_ctx *ctx, const fmap *f, const float *perturb, float eps, fmap *out)
-{
-    int rc = fmap_new(ctx, out, f->c, f->w, f->h);
-    for (size_t i = 0; !rc && i < fmap_size(f); i++) out->data[i] = f->data[i] + eps * perturb[i];
     return rc;
 }
 
@@ -513,21 +514,19 @@ static fmap map_of(int net, int width, int height, const float *map)
 
 int lumos__stage_discriminate_at(lumos_ctx *ctx, int net, int width, int height,
                                  const float *d_weights, const float *map, float *score,
-                                 float *grad, float *input_grad, float *gates)
+                                 float *input_grad, float *state)
 {
     fmap at = map_of(net, width, height, map);
-    return discriminate(ctx, net, DISC_P, d_weights, &at, gates, score, input_grad, grad);
+    return discriminate(ctx, net, DISC_P, d_weights, &at, NULL, state, 0, 0, score, input_grad, NULL);
 }
 
-int lumos__stage_discriminate_moved(lumos_ctx *ctx, int net, int width, int height,
-                                    const float *d_weights, const float *map, const float *gates,
-                                    const float *perturb, float eps, float *score, float *grad)
+int lumos__stage_discriminate_params(lumos_ctx *ctx, int net, int width, int height,
+                                     const float *d_weights, const float *map, const float *state,
+                                     const float *dir, float alpha, float beta, float *grad)
 {
-    fmap at = map_of(net, width, height, map), moved = {0};
-    int rc = shifted(ctx, &at, perturb, eps, &moved);
-    if (!rc) rc = discriminate(ctx, net, DISC_M, d_weights, &moved, (float *)gates, score, NULL, grad);
-    free(moved.data);
-    return rc;
+    fmap at = map_of(net, width, height, map);
+    return discriminate(ctx, net, DISC_R, d_weights, &at, dir, (float *)state, alpha, beta, NULL,
+                        NULL, grad);
 }
 
 int lumos__stage_discriminate(lumos_ctx *ctx, int net, int width, int height,
@@ -535,19 +534,23 @@ int lumos__stage_discriminate(lumos_ctx *ctx, int net, int width, int height,
                               float eps, float *score, float *grad, float *input_grad)
 {
     fmap at = map_of(net, width, height, map);
-    if (!grad && !perturb) return discriminate(ctx, net, DISC_G, d_weights, &at, NULL, score, input_grad, NULL);
-    /* D's gates (and θ-gradient) at the map, then, perturbed, D linearised
-     * there at the moved map: its input gradient is the map's */
-    float *gates = malloc(lumos__disc_gates_size(net, at.w, at.h) * sizeof *gates);
-    float *scratch = grad ? NULL : malloc((size_t)count(net) * sizeof *scratch);
-    int rc = gates && (grad || scratch) ? LUMOS_OK
-                                        : lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
-    if (!rc) rc = discriminate(ctx, net, DISC_P, d_weights, &at, gates, score, input_grad, grad ? grad : scratch);
-    if (!rc && perturb)
-        rc = lumos__stage_discriminate_moved(ctx, net, width, height, d_weights, map, gates, perturb,
-                                             eps, score, grad ? grad : scratch);
-    free(gates);
-    free(scratch);
+    if (!grad && !perturb)
+        return discriminate(ctx, net, DISC_G, d_weights, &at, NULL, NULL, 0, 0, score, input_grad, NULL);
+    float *state = malloc(lumos__disc_state_size(net, at.w, at.h) * sizeof *state);
+    int rc = state ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+    if (!rc) rc = discriminate(ctx, net, DISC_P, d_weights, &at, NULL, state, 0, 0, score, input_grad, NULL);
+    /* D linearised at the map is affine in its input: at map + eps·perturb
+     * its score moves by eps ∇D · perturb and its θ-gradient by
+     * eps ∇θ(∇D · perturb), its input gradient not at all */
+    if (!rc && perturb) {
+        double moved = 0;
+        for (size_t i = 0; i < fmap_size(&at); i++) moved += (double)input_grad[i] * perturb[i];
+        *score += (float)(eps * moved);
+    }
+    if (!rc && grad)
+        rc = discriminate(ctx, net, DISC_R, d_weights, &at, perturb ? perturb : map, state, 1.f,
+                          perturb ? eps : 0.f, NULL, NULL, grad);
+    free(state);
     return rc;
 }
 

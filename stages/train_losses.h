@@ -59,19 +59,19 @@ int lumos__stage_discriminate(lumos_ctx *ctx, int net, int width, int height,
                               const float *d_weights, const float *map, const float *perturb,
                               float eps, float *score, float *grad, float *input_grad);
 
-/* The two halves of lumos__stage_discriminate with a perturbation, for
- * R1/R2 (train/adversarial.c), so that D's forward at the map is computed
- * once. _at: D at map: score, dD/dθ (grad), dD/d(input) and D's gates there
- * (its LeakyReLUs' inputs, lumos__disc_gates_size floats for the map's
- * w × h). _moved: D linearised at those gates, at map + eps·perturb: score
- * and dD/dθ (its input gradient is the map's). */
+/* The D step's two passes per image (train/adversarial.c). _at: D at the
+ * map: its score, dD/d(input) and D's state there (each LeakyReLU's input
+ * and its gradient: lumos__disc_state_size floats for the map's w × h).
+ * _params, from that state: grad = α ∇θD(map) + β ∇θ(∇D(map) · dir), dir
+ * shaped as the map and held fixed; with dir = ∇D, β = γ gives R1's (or
+ * R2's) θ-gradient γ/2 ∂‖∇D‖²/∂θ exactly (D is piecewise linear). */
 int lumos__stage_discriminate_at(lumos_ctx *ctx, int net, int width, int height,
                                  const float *d_weights, const float *map, float *score,
-                                 float *grad, float *input_grad, float *gates);
-int lumos__stage_discriminate_moved(lumos_ctx *ctx, int net, int width, int height,
-                                    const float *d_weights, const float *map, const float *gates,
-                                    const float *perturb, float eps, float *score, float *grad);
-size_t lumos__disc_gates_size(int net, int map_w, int map_h);
+                                 float *input_grad, float *state);
+int lumos__stage_discriminate_params(lumos_ctx *ctx, int net, int width, int height,
+                                     const float *d_weights, const float *map, const float *state,
+                                     const float *dir, float alpha, float beta, float *grad);
+size_t lumos__disc_state_size(int net, int map_w, int map_h);
 
 /* Both texture discriminators on one image (lumos__stage_d_maps, then
  * lumos__stage_discriminate): scores[2] of D(F + eps·perturb)

@@ -44,7 +44,7 @@ typedef struct shared {
     float *d[N_DISC], *grad[N_DISC];
     size_t n[N_DISC];
     lumos__train_params groups[N_DISC];
-    float gamma, h;
+    float gamma;
     lumos_ctx *side_ctx[MAX_SIDE_BY_SIDE]; /* the D steps' contexts (made on first use) */
     pthread_mutex_t cache_lock; /* the G step's workers put entries at once */
     map_entry cache[MAP_CACHE];
@@ -61,7 +61,6 @@ void lumos__gan_options_init(lumos__gan_options *o)
     memset(o, 0, sizeof *o);
     o->seed = 1;
     o->gamma = 10.f;
-    o->fd_step = 1.f;
 }
 
 static size_t count_of(int net) { return lumos__learned_weight_count((lumos_isp_kind)net); }
@@ -137,7 +136,6 @@ int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_t
     if (!sh || !terms) goto nomem;
     pthread_mutex_init(&sh->cache_lock, NULL);
     sh->gamma = o->gamma;
-    sh->h = o->fd_step;
     sh->features = malloc(count_of(LUMOS__NET_MOBILENET) * sizeof(float));
     if (!sh->features) goto nomem;
     uint64_t rng = o->seed ^ 0x67616e2d696e6974ull; /* "gan-init": apart from the generator's */
@@ -223,18 +221,15 @@ static int term_discs(int which, int disc[2])
     return 1;
 }
 
-/* Scratch of one discriminator call on an image of width×height. */
+/* Scores and input gradients of a term's discriminators on one image of
+ * width×height. */
 typedef struct d_call {
-    float score[2];
-    float *grad[2];   /* parameter gradients (early, deep) or (colour); NULL: scores only */
+    float score[2];   /* (early, deep) or (colour) */
     float *input[2];  /* gradients over the feature maps */
     size_t input_n[2];
 } d_call;
 
-/* params: room for the parameter gradients too (else d_run asks for
- * scores and input gradients only, the cheaper pipelines). */
-static int d_call_alloc(lumos_ctx *ctx, const shared *sh, int which, int w, int h, int params,
-                        d_call *c)
+static int d_call_alloc(lumos_ctx *ctx, int which, int w, int h, d_call *c)
 {
     memset(c, 0, sizeof *c);
     int disc[2], parts = term_discs(which, disc);
@@ -242,20 +237,15 @@ static int d_call_alloc(lumos_ctx *ctx, const shared *sh, int which, int w, int 
         int ch, fw, fh;
         lumos__disc_map_shape(disc_net[disc[k]], w, h, &ch, &fw, &fh);
         c->input_n[k] = (size_t)ch * fw * fh;
-        c->grad[k] = params ? malloc(sh->n[disc[k]] * sizeof(float)) : NULL;
         c->input[k] = malloc(c->input_n[k] * sizeof(float));
-        if ((params && !c->grad[k]) || !c->input[k])
-            return lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+        if (!c->input[k]) return lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
     }
     return LUMOS_OK;
 }
 
 static void d_call_free(d_call *c)
 {
-    for (int k = 0; k < 2; k++) {
-        free(c->grad[k]);
-        free(c->input[k]);
-    }
+    for (int k = 0; k < 2; k++) free(c->input[k]);
 }
 
 static uint64_t image_hash(const float *image, int w, int h)
@@ -310,7 +300,7 @@ static int terms_eval(void *state, lumos_ctx *ctx, const lumos__train_sample *s,
         d_call c;
         float *maps[2] = {NULL, NULL};
         int disc[2], parts = term_discs(ts->which, disc);
-        rc = d_call_alloc(ctx, sh, ts->which, s->width, s->height, 0, &c);
+        rc = d_call_alloc(ctx, ts->which, s->width, s->height, &c);
         if (rc == LUMOS_OK)
             rc = lumos__stage_d_maps(ctx, colour, s->width, s->height, s->target, sh->features, maps);
         for (int k = 0; rc == LUMOS_OK && k < parts; k++)
@@ -359,9 +349,10 @@ static float sigmoid(float z) { return 1.f / (1.f + expf(-z)); }
 /* Adds one pair's D-loss gradient, times scale, into grad_out[k] (each
  * discriminator of the term: texture early and deep, or colour) and its loss
  * per discriminator into d_loss[k]. Each image's feature maps are computed
- * once; each discriminator then runs twice per image: at the map (loss,
- * input gradient v, and its gates), and linearised at those gates at the
- * map moved by h·v̂ for R1/R2. */
+ * once (or kept from the G step); each discriminator then runs twice per
+ * image: at the map (score, v = ∇D and D's state), then from that state
+ * its share of the gradient, softplus and γ/2 ‖v‖² together
+ * (lumos__stage_discriminate_params). */
 static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const float *real,
                   int w, int h, float scale, float *const grad_out[2], float *d_loss)
 {
@@ -369,11 +360,12 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
     int disc[2];
     const int parts = term_discs(ts->which, disc), colour = ts->which == TERM_COLOUR;
     float *maps[2][2] = {{NULL, NULL}, {NULL, NULL}};  /* [real, fake][disc] */
-    float *gates[2][2] = {{NULL, NULL}, {NULL, NULL}}; /* D's gates at each map */
-    d_call at[2], moved;
-    int rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &at[0]);
-    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &at[1]);
-    if (!rc) rc = d_call_alloc(ctx, sh, ts->which, w, h, 1, &moved);
+    float *state[2][2] = {{NULL, NULL}, {NULL, NULL}}; /* D's state at each map */
+    float *part = NULL;                                /* one image's share of a gradient */
+    d_call at[2];
+    memset(at, 0, sizeof at);
+    int rc = d_call_alloc(ctx, ts->which, w, h, &at[0]);
+    if (!rc) rc = d_call_alloc(ctx, ts->which, w, h, &at[1]);
     const float *image[2] = {real, fake};
     int kept[2] = {0, 0}; /* maps borrowed from the G step's cache */
     for (int side = 0; !rc && side < 2; side++) {
@@ -383,59 +375,44 @@ static int d_pair(lumos_ctx *ctx, const term_state *ts, const float *fake, const
         for (int k = 0; !rc && k < parts; k++) {
             int ch, fw, fh;
             lumos__disc_map_shape(disc_net[disc[k]], w, h, &ch, &fw, &fh);
-            gates[side][k] = malloc(lumos__disc_gates_size(disc_net[disc[k]], fw, fh) * sizeof(float));
-            if (!gates[side][k]) {
+            state[side][k] = malloc(lumos__disc_state_size(disc_net[disc[k]], fw, fh) * sizeof(float));
+            if (!state[side][k]) {
                 rc = lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
                 break;
             }
             rc = lumos__stage_discriminate_at(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
-                                              maps[side][k], &at[side].score[k], at[side].grad[k],
-                                              at[side].input[k], gates[side][k]);
+                                              maps[side][k], &at[side].score[k], at[side].input[k],
+                                              state[side][k]);
         }
     }
-    const d_call *r = &at[0], *f = &at[1];
     for (int k = 0; !rc && k < parts; k++) {
-        float *grad = grad_out[k];
-        size_t n = sh->n[disc[k]];
-        /* softplus(−(D(r) − D(f))): dL/dD(r) = −σ(D(f) − D(r)), dL/dD(f) = +σ(...) */
-        float a = sigmoid(f->score[k] - r->score[k]);
-        d_loss[k] += scale * softplus(f->score[k] - r->score[k]);
-        for (size_t i = 0; i < n; i++) grad[i] += scale * a * (f->grad[k][i] - r->grad[k][i]);
-    }
-    /* γ/2 (R1 + R2): the difference along each input gradient v of D
-     * linearised at the map (train/adversarial.h) */
-    float *dir = NULL;
-    for (int side = 0; !rc && side < 2; side++)
-        for (int k = 0; !rc && k < parts; k++) {
-            const size_t m = at[side].input_n[k];
-            const double len = sqrt(norm2(at[side].input[k], m));
-            free(dir);
-            dir = malloc(m * sizeof *dir);
-            if (!dir) {
-                rc = lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
-                break;
-            }
-            for (size_t i = 0; i < m; i++) dir[i] = len > 0 ? (float)(at[side].input[k][i] / len) : 0.f;
-            d_loss[k] += scale * 0.5f * sh->gamma * (float)(len * len);
-            rc = lumos__stage_discriminate_moved(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
-                                                 maps[side][k], gates[side][k], dir, sh->h,
-                                                 &moved.score[k], moved.grad[k]);
-            float *grad = grad_out[k];
-            const size_t n = sh->n[disc[k]];
-            /* γ/2 · ∂‖v‖²/∂θ = γ/2 · (2‖v‖/h) · (∇θD(x + h v̂) − ∇θD(x)) */
-            const double c = scale * sh->gamma * len / sh->h;
-            const float *base = at[side].grad[k];
-            for (size_t i = 0; !rc && i < n; i++) grad[i] += (float)(c * (moved.grad[k][i] - base[i]));
+        const size_t n = sh->n[disc[k]];
+        free(part);
+        if (!(part = malloc(n * sizeof *part))) {
+            rc = lumos__fail(ctx, LUMOS_E_NOMEM, "discriminator: out of memory");
+            break;
         }
-    free(dir);
+        /* softplus(−(D(r) − D(f))): dL/dD(r) = −σ(D(f) − D(r)), dL/dD(f) = +σ(...) */
+        const float a = sigmoid(at[1].score[k] - at[0].score[k]);
+        d_loss[k] += scale * softplus(at[1].score[k] - at[0].score[k]);
+        for (int side = 0; !rc && side < 2; side++) {
+            /* γ/2 ‖v‖², v = ∇D here: its θ-gradient is γ ∇θ(∇D · v), v fixed */
+            const float *v = at[side].input[k];
+            d_loss[k] += scale * 0.5f * sh->gamma * (float)norm2(v, at[side].input_n[k]);
+            rc = lumos__stage_discriminate_params(ctx, disc_net[disc[k]], w, h, sh->d[disc[k]],
+                                                  maps[side][k], state[side][k], v,
+                                                  scale * (side ? a : -a), scale * sh->gamma, part);
+            for (size_t i = 0; !rc && i < n; i++) grad_out[k][i] += part[i];
+        }
+    }
+    free(part);
     for (int side = 0; side < 2; side++)
         for (int k = 0; k < 2; k++) {
             if (!kept[side]) free(maps[side][k]);
-            free(gates[side][k]);
+            free(state[side][k]);
         }
     d_call_free(&at[0]);
     d_call_free(&at[1]);
-    d_call_free(&moved);
     return rc;
 }
 

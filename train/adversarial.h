@@ -18,15 +18,17 @@
  * softplus(−(D(f) − D(r))); D's loss is softplus(−(D(r) − D(f))) +
  * γ/2 (R1 + R2), R1 = ‖∇D(r)‖², R2 = ‖∇D(f)‖² (gradients with respect to
  * D's input, the feature map), γ = 10. R1's parameter gradient is a
- * gradient of a gradient; it comes from a difference along v = ∇D(r):
- *     ∂R1/∂θ = 2 ∂/∂θ (∇D(r) · v)|v fixed
- *            = (2‖v‖ / h) · (∇θD(r + h v̂) − ∇θD(r)),   v̂ = v / ‖v‖,
- * with D linearised at r (each LeakyReLU's slope taken from D(r)). The
- * linearised D is affine in its input, so ∇θD is affine in it too and the
- * difference is exact for any h — what double backward gives — while a
- * plain difference jumps wherever a unit changes sign inside the step
- * (tests/test_losses.c checks against PyTorch's double backward). ∇θD(r)
- * is the loss's own; each image's feature maps are computed once a pair.
+ * gradient of a gradient:
+ *     ∂R1/∂θ = 2 ∂/∂θ (∇D(r) · v)|v fixed,   v = ∇D(r).
+ * D is piecewise linear (convs and LeakyReLUs), so where its gates (each
+ * LeakyReLU's side) hold, ∇D · v is D's tangent map of v: v carried forward
+ * through the convs without their biases and the gates' slopes. Its
+ * θ-gradient is then, per conv, the conv's output gradient (the same as
+ * D's own) times the tangent map at its input, where D's own has the
+ * activation: both are one weight gradient against α·activation + γ·tangent
+ * (lumos__stage_discriminate_params), from one pass of D at the map — what
+ * double backward gives (tests/test_losses.c checks against PyTorch's).
+ * Each image's feature maps are computed once a pair.
  * Discriminators start from PyTorch's default init (seeded) and are
  * trainer parameter groups ("D_texture_early", "D_texture_deep",
  * "D_colour"), so checkpoints carry them. */
@@ -45,8 +47,6 @@ typedef struct lumos__gan_options {
                                      content and perceptual; NULL: the MobileNetV2 */
     uint64_t seed;         /* discriminator (and random feature) init */
     float gamma;           /* R1 + R2 weight, 10 */
-    float fd_step;         /* h of the R1/R2 differences (exact for any h; 1: least
-                              float32 cancellation) */
 } lumos__gan_options;
 
 void lumos__gan_options_init(lumos__gan_options *o);

@@ -21,13 +21,11 @@ float32 (fh, fw, C), and jobs.txt, one job a line:
         -> the content loss on VGG-19, mean((relu5_4(v(OUT)) - relu5_4(v(REF)))^2)
            with v = (L*/100 repeated to 3 channels - ImageNet mean) / std,
            then its gradient with respect to OUT (H, W, 3)
-    pair ID texture|colour W H FAKE REAL GAMMA H
+    pair ID texture|colour W H FAKE REAL GAMMA
         -> per discriminator: loss softplus(D(f) − D(r)) + γ/2 (‖∇D(r)‖² +
            ‖∇D(f)‖²), then per discriminator its parameter gradient, then
            per discriminator the gradient of the γ/2 (R1 + R2) part alone,
-           by PyTorch's exact double backward; then per discriminator that
-           part by train/adversarial.c's central differences (step H along
-           ∇D/‖∇D‖), in float64
+           by PyTorch's exact double backward
 
 and writes DIR/ID.f64 (float64, the values above back to back).
 
@@ -175,7 +173,7 @@ def disc_layers(p, x, colour, lr):
 def disc(p, x, colour, gate=None):
     """Mean score of a discriminator on x; with `gate`, linearised there:
     each LeakyReLU's slope from the sign of its input in D(gate) (the
-    pipelines' mode d, for R1/R2's differences)."""
+    eps jobs of tests/test_losses.c: D linearised at the map)."""
     if gate is None:
         return disc_layers(p, x, colour, lambda v: F.leaky_relu(v, 0.2))
     pre = []
@@ -271,13 +269,13 @@ def main():
         elif kind == "pair":
             which, w, h = f[2], int(f[3]), int(f[4])
             fake, real = image(d, f[5], w, h), image(d, f[6], w, h)
-            gamma, step = float(f[7]), float(f[8])
+            gamma = float(f[7])
             with torch.no_grad():
                 pre = lightness if which == "texture" else blurred
                 tf, tr = taps(feats, pre(fake)), taps(feats, pre(real))
             sides = [(de, TAP_EARLY, False), (dd, TAP_DEEP, False)] if which == "texture" \
                 else [(dc, TAP_LAST, True)]
-            losses, pgrads, rgrads, fgrads = [], [], [], []
+            losses, pgrads, rgrads = [], [], []
             for p, tap, colour in sides:
                 xr = tr[tap].clone().requires_grad_(True)
                 xf = tf[tap].clone().requires_grad_(True)
@@ -293,15 +291,7 @@ def main():
                 g = torch.autograd.grad(penalty, params, allow_unused=True)
                 rgrads.append(flat_params([torch.zeros_like(t) if gi is None else gi
                                            for gi, t in zip(g, params)]))
-                # the same by adversarial.c's central differences, in float64
-                fd = 0
-                for x, v in ((tr[tap], gr.detach()), (tf[tap], gf.detach())):
-                    n = v.norm()
-                    gp = torch.autograd.grad(disc(p, x + step * v / n, colour, gate=x), params)
-                    gm = torch.autograd.grad(disc(p, x - step * v / n, colour, gate=x), params)
-                    fd = fd + 0.5 * gamma * n / step * (flat_params(gp) - flat_params(gm))
-                fgrads.append(fd)
-            out += [torch.stack(losses)] + pgrads + rgrads + fgrads
+            out += [torch.stack(losses)] + pgrads + rgrads
         else:
             sys.exit(f"losses.py: unknown job {kind}")
         torch.cat([o.reshape(-1) for o in out]).numpy().astype("<f8").tofile(f"{d}/{jid}.f64")
