@@ -75,8 +75,8 @@ size_t lumos__disc_state_size(int net, int map_w, int map_h);
 
 /* Both texture discriminators on one image (lumos__stage_d_maps, then
  * lumos__stage_discriminate): scores[2] of D(F + eps·perturb)
- * with each D linearised at F (its LeakyReLU slopes taken from D(F): the
- * central differences of R1/R2 are then exact, train/adversarial.h),
+ * with each D linearised at F (its LeakyReLU slopes taken from D(F), as
+ * R1/R2's tangent map is, train/adversarial.h),
  * their parameter gradients (grad_early, grad_deep: each discriminator's
  * count; both NULL: scores and input gradients only, by the cheaper
  * pipelines) and input gradients (input_early: 16 × early map, input_deep:
