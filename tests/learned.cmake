@@ -10,7 +10,7 @@ set_tests_properties(test_learned_torch PROPERTIES TIMEOUT 600)
 # The layers no ISP uses yet, through the test-only layer_zoo network.
 add_halide_library(lumos_layer_zoo_f32 FROM learned_isp.generator GENERATOR learned_isp
                    TARGETS ${LUMOS_HALIDE_TARGETS} FEATURES ${LUMOS_HALIDE_FEATURES}
-                   PARAMS net=layer_zoo pass=2 output.type=float32
+                   PARAMS net=layer_zoo pass=2 output.type=float32 ${LUMOS_GENERATOR_TIMEOUT}
                    USE_RUNTIME lumos_isp_full_u8.runtime)
 lumos_test(test_layers SOURCES test_layers.c ref/isp_nets_ref.c LABEL stage)
 target_link_libraries(test_layers PRIVATE lumos_layer_zoo_f32)
