@@ -141,7 +141,8 @@ Map blurred(NetBuilder &b, const Map &img) {
 }
 
 // A discriminator's layers (isp_nets.def "disc_*"), in order: a conv each,
-// every one but the last followed by LeakyReLU(0.2).
+// every one but the last followed by LeakyReLU(kDiscSlope).
+constexpr float kDiscSlope = 0.2f;
 struct DiscLayer {
     const char *name;
     int cout, k, stride;
@@ -161,7 +162,7 @@ Map discriminator(NetBuilder &b, Map x, bool colour, std::vector<Map> *pre = nul
         x = b.conv2d(x, l.name, l.cout, l.k, true, l.stride);
         if (i + 1 == layers.size()) break;
         if (pre) pre->push_back(x);
-        x = b.leaky_relu(x, 0.2f);
+        x = b.leaky_relu(x, kDiscSlope);
     }
     return x;
 }
@@ -424,10 +425,10 @@ private:
             const std::string tag = std::to_string(k);
             Map gate = from_state(l.offset[k], pre[k], "gate_" + tag);
             seeds.push_back({z, from_state(l.total + l.offset[k], pre[k], "delta_" + tag).f});
-            v = tangent.leaky_relu_gated(tangent.conv2d(v, L.name, L.cout, L.k, true, L.stride), gate, 0.2f);
+            v = tangent.leaky_relu_gated(tangent.conv2d(v, L.name, L.cout, L.k, true, L.stride), gate, kDiscSlope);
             Func gf = gate.f, vf = v.f, mix{"mixed_" + tag};
             Expr g = gf(c, x, y);
-            mix(c, x, y) = alpha * select(g > 0, g, 0.2f * g) + beta * vf(c, x, y);
+            mix(c, x, y) = alpha * select(g > 0, g, kDiscSlope * g) + beta * vf(c, x, y);
             fed = {mix, L.cout, z.width, z.height};
         }
         b.finish();

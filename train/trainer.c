@@ -729,7 +729,6 @@ static double generator_lr(const lumos__train_options *o, uint64_t done)
 
 /* g = sum_i w_i g_i / (||g_i|| + eps), g_i the batch mean of term i's
  * gradient; then the generator's Adam step. */
-
 static int generator_step(trainer *t, double *acc, double *value, double *grad_norm)
 {
     const size_t np = t->n_params;
