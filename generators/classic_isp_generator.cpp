@@ -13,7 +13,8 @@
 //   colour     3×3 matrix (white-balanced camera RGB -> linear sRGB), exposure
 //   sharpen    optional unsharp mask
 //   tone       optional S-curve on the sRGB-encoded value, after the transfer
-//   output     8- or 16-bit, interleaved RGB
+//   output     8- or 16-bit, interleaved RGB, or float32 (the same 0..1
+//              values before quantisation)
 //
 // GeneratorParam `half` builds the half-size variant: each 2×2 block becomes
 // one pixel (no demosaic), as dcraw's -h.
@@ -103,8 +104,13 @@ public:
         }
 
         Type t = output.type();
-        float top = t.bits() == 8 ? 255.f : 65535.f;
-        output(x, y, c) = cast(t, clamp(encoded(x, y, c), 0.f, 1.f) * top + 0.5f);
+        Expr v = clamp(encoded(x, y, c), 0.f, 1.f);
+        if (t.is_float()) {
+            output(x, y, c) = cast(t, v);
+        } else {  // round to nearest
+            float top = t.bits() == 8 ? 255.f : 65535.f;
+            output(x, y, c) = cast(t, v * top + 0.5f);
+        }
 
         // ------------------------------------------------------------ schedule
         output.dim(0).set_stride(3);

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pipeline/context.h"
+#include "core/context.h"
 
 /* The process umask, without umask(2)'s set-and-restore race between
  * threads: Linux reports it in /proc/self/status (since 4.7). */

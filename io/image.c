@@ -4,14 +4,13 @@
 #include <string.h>
 
 #include "io/io.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 lumos_status lumos_image_alloc(lumos_image *img, int width, int height, int channels, int bits)
 {
     if (!img) return LUMOS_E_ARG;
     memset(img, 0, sizeof *img);
-    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3) ||
-        (bits != 8 && bits != 16))
+    if (width <= 0 || height <= 0 || channels < 1 || (bits != 8 && bits != 16 && bits != 32))
         return LUMOS_E_ARG;
     size_t px = (size_t)channels * (size_t)(bits / 8);
     /* A size that cannot be represented can never be allocated: report it as
@@ -58,9 +57,9 @@ static const struct {
 
 lumos_status lumos_image_orient(lumos_ctx *ctx, lumos_image *img, int orientation)
 {
-    if (!img || !img->data || img->width <= 0 || img->height <= 0 ||
-        (img->channels != 1 && img->channels != 3) || (img->bits != 8 && img->bits != 16) ||
-        img->stride < (size_t)img->width * (size_t)img->channels * (size_t)(img->bits / 8))
+    if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels < 1 ||
+        (img->bits != 8 && img->bits != 16 && img->bits != 32) ||
+        img->stride / ((size_t)img->channels * (size_t)(img->bits / 8)) < (size_t)img->width)
         return lumos__fail(ctx, LUMOS_E_ARG, "lumos_image_orient: invalid image");
     if (orientation < 1 || orientation > 8)
         return lumos__fail(ctx, LUMOS_E_ARG,

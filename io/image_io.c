@@ -14,7 +14,7 @@
 
 #include "io/atomic.h"
 #include "io/io.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 void lumos_write_options_init(lumos_write_options *opt)
 {
@@ -48,6 +48,7 @@ lumos_format lumos_format_from_path(const char *path)
     if (suffix_is(dot, "jpg") || suffix_is(dot, "jpeg")) return LUMOS_FORMAT_JPEG;
     if (suffix_is(dot, "png")) return LUMOS_FORMAT_PNG;
     if (suffix_is(dot, "tif") || suffix_is(dot, "tiff")) return LUMOS_FORMAT_TIFF;
+    if (suffix_is(dot, "exr")) return LUMOS_FORMAT_EXR;
     return LUMOS_FORMAT_AUTO;
 }
 
@@ -63,10 +64,12 @@ lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const cha
         opt = &defaults;
     }
     if (!path || !*path) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_image_write: no path");
-    if (!img || !img->data || img->width <= 0 || img->height <= 0 ||
-        (img->channels != 1 && img->channels != 3) || (img->bits != 8 && img->bits != 16) ||
-        img->stride < (size_t)img->width * (size_t)img->channels * (size_t)(img->bits / 8))
-        return lumos__fail(ctx, LUMOS_E_ARG, "%s: invalid image (8/16-bit gray or RGB needed)",
+    if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels < 1 ||
+        (img->bits != 8 && img->bits != 16 && img->bits != 32) ||
+        img->stride / ((size_t)img->channels * (size_t)(img->bits / 8)) < (size_t)img->width)
+        return lumos__fail(ctx, LUMOS_E_ARG,
+                           "%s: invalid image (8/16/32-bit samples, 1 or more channels, rows of "
+                           "at least width x channels samples needed)",
                            path);
     if (img->space != LUMOS_SPACE_SRGB && img->space != LUMOS_SPACE_LINEAR_SRGB &&
         img->space != LUMOS_SPACE_CAMERA)
@@ -78,12 +81,32 @@ lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const cha
     case LUMOS_FORMAT_JPEG: writer = lumos__write_jpeg; break;
     case LUMOS_FORMAT_PNG: writer = lumos__write_png; break;
     case LUMOS_FORMAT_TIFF: writer = lumos__write_tiff; break;
+    case LUMOS_FORMAT_EXR: writer = lumos__write_exr; break;
     default:
         return lumos__fail(ctx, LUMOS_E_ARG,
-                           "%s: unknown image format (use a .jpg, .png or .tif name or set the "
-                           "format)",
+                           "%s: unknown image format (use a .jpg, .png, .tif or .exr name or set "
+                           "the format)",
                            path);
     }
+    /* PNG and JPEG hold integer gray or RGB only; TIFF and OpenEXR hold any image. */
+    if (fmt == LUMOS_FORMAT_PNG || fmt == LUMOS_FORMAT_JPEG) {
+        const char *name = fmt == LUMOS_FORMAT_PNG ? "PNG" : "JPEG";
+        if (img->bits == 32)
+            return lumos__fail(ctx, LUMOS_E_ARG,
+                               "%s: %s cannot hold 32-bit float samples (write TIFF or OpenEXR)",
+                               path, name);
+        if (img->channels != 1 && img->channels != 3)
+            return lumos__fail(ctx, LUMOS_E_ARG,
+                               "%s: %s holds gray or RGB, not %d channels (write TIFF or OpenEXR)",
+                               path, name, img->channels);
+    }
+    /* EXR's readers take its values as linear light: sRGB-encoded values
+     * would be shown with the transfer applied twice. */
+    if (fmt == LUMOS_FORMAT_EXR && img->space == LUMOS_SPACE_SRGB)
+        return lumos__fail(ctx, LUMOS_E_ARG,
+                           "%s: OpenEXR holds linear light, and this image is sRGB-encoded "
+                           "(develop it with linear output, or write TIFF)",
+                           path);
     if (fmt == LUMOS_FORMAT_JPEG) {
         if (img->bits != 8)
             return lumos__fail(ctx, LUMOS_E_ARG, "%s: JPEG needs an 8-bit image, not %d-bit", path,
@@ -138,10 +161,11 @@ lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out
 
     if (n >= 3 && m[0] == 0xFF && m[1] == 0xD8 && m[2] == 0xFF) return lumos__read_jpeg(ctx, path, out);
     if (n >= 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8)) return lumos__read_png(ctx, path, out);
+    if (n >= 4 && !memcmp(m, "\x76\x2f\x31\x01", 4)) return lumos__read_exr(ctx, path, out);
     /* Classic TIFF (42) and BigTIFF (43), either byte order. */
     if (n >= 4 && ((!memcmp(m, "II", 2) && (m[2] == 42 || m[2] == 43) && m[3] == 0) ||
                    (!memcmp(m, "MM", 2) && m[2] == 0 && (m[3] == 42 || m[3] == 43))))
         return lumos__read_tiff(ctx, path, out);
-    return lumos__fail(ctx, LUMOS_E_FORMAT, "%s: %snot a JPEG, PNG or TIFF file", path,
+    return lumos__fail(ctx, LUMOS_E_FORMAT, "%s: %snot a JPEG, PNG, TIFF or OpenEXR file", path,
                        n == 0 ? "empty file, " : "");
 }

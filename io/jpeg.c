@@ -11,7 +11,7 @@
 #include <turbojpeg.h>
 
 #include "io/io.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 #define ICC_SIG "ICC_PROFILE" /* 12 bytes with its NUL */
 #define ICC_CHUNK 65519       /* 65535 - 2 (length) - 12 (signature) - 2 (seq, count) */

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "io/io.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 typedef struct {
     FILE *f;

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "pipeline/context.h"
+#include "core/context.h"
 
 /* LibRaw's sizes.flip -> EXIF orientation (flip: bit 2 transpose, bit 1
  * flip rows, bit 0 flip columns; 3 = 180°, 5 = 90° CCW, 6 = 90° CW). */

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "io/io.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 typedef struct {
     int fd;
@@ -129,12 +129,25 @@ static const char *tag_text(char *buf, size_t cap, const char *s, size_t n)
 int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_path,
                       const char *shown_path, const lumos_write_options *opt)
 {
+    if (img->channels > 65535) /* SamplesPerPixel is 16 bits */
+        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: TIFF holds at most 65535 channels, not %d",
+                           shown_path, img->channels);
+    /* Gray (+ alpha) or RGB (+ alpha, + planes): the profile describes the
+     * colour samples, the extra samples carry none. */
+    const int colours = img->channels < 3 ? 1 : 3, extra = img->channels - colours;
     size_t icc_size = 0;
-    uint8_t *icc = lumos__icc_profile_for(img->space, img->channels, &icc_size);
+    uint8_t *icc = lumos__icc_profile_for(img->space, colours, &icc_size);
     if (img->space != LUMOS_SPACE_CAMERA && !icc)
         return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: cannot build the ICC profile", shown_path);
     const size_t rowbytes = (size_t)img->width * (size_t)img->channels * (size_t)(img->bits / 8);
-    uint8_t *row = malloc(rowbytes);
+    /* The alpha of gray+A and RGBA is a plain (unassociated) alpha; further
+     * samples are planes without a stated meaning. */
+    uint16_t *extra_kinds = malloc((size_t)(extra > 0 ? extra : 1) * sizeof *extra_kinds);
+    for (int i = 0; extra_kinds && i < extra; i++)
+        extra_kinds[i] = i == 0 && (img->channels == 2 || img->channels == 4)
+                             ? EXTRASAMPLE_UNASSALPHA
+                             : EXTRASAMPLE_UNSPECIFIED;
+    uint8_t *row = extra_kinds ? malloc(rowbytes) : NULL;
     tiff_job job = {.fd = open(tmp_path, O_RDWR | O_TRUNC | O_CLOEXEC)};
     int st = LUMOS_OK;
     if (job.fd < 0) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", shown_path);
@@ -142,6 +155,7 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
     if (st) {
         if (job.fd >= 0) close(job.fd);
         free(row);
+        free(extra_kinds);
         free(icc);
         return st;
     }
@@ -152,10 +166,12 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
     if (!tif) {
         st = tiff_fail(ctx, &job, LUMOS_E_IO, shown_path, "cannot create TIFF");
     } else {
-        /* Deflate with horizontal differencing: lossless, read by every TIFF
-         * reader that matters, and typically a third to a half smaller on
-         * photographs. Uncompressed if this libtiff lacks zlib. */
+        /* Deflate with horizontal differencing (floating-point differencing
+         * for float samples): lossless, read by every TIFF reader that
+         * matters, and typically a third to a half smaller on photographs.
+         * Uncompressed if this libtiff lacks zlib. */
         int deflate = TIFFIsCODECConfigured(COMPRESSION_ADOBE_DEFLATE);
+        const int is_float = img->bits == 32;
         /* ~256 KiB strips: big enough for Deflate to work well, small enough
          * for readers to decode a region without inflating the whole file. */
         uint32_t rps = (uint32_t)(256 * 1024 / rowbytes);
@@ -165,9 +181,11 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
                  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, (uint32_t)img->height) &&
                  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, img->bits) &&
                  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, img->channels) &&
-                 TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT) &&
+                 TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT,
+                              is_float ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT) &&
                  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC,
-                              img->channels == 1 ? PHOTOMETRIC_MINISBLACK : PHOTOMETRIC_RGB) &&
+                              colours == 1 ? PHOTOMETRIC_MINISBLACK : PHOTOMETRIC_RGB) &&
+                 (!extra || TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, (uint16_t)extra, extra_kinds)) &&
                  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) &&
                  TIFFSetField(tif, TIFFTAG_ORIENTATION, ORIENTATION_TOPLEFT) &&
                  TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rps) &&
@@ -177,7 +195,9 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
                  TIFFSetField(tif, TIFFTAG_SOFTWARE, "lumos " LUMOS_VERSION_STRING) &&
                  TIFFSetField(tif, TIFFTAG_COMPRESSION,
                               deflate ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE) &&
-                 (!deflate || TIFFSetField(tif, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL)) &&
+                 (!deflate || TIFFSetField(tif, TIFFTAG_PREDICTOR,
+                                           is_float ? PREDICTOR_FLOATINGPOINT
+                                                    : PREDICTOR_HORIZONTAL)) &&
                  (!icc || TIFFSetField(tif, TIFFTAG_ICCPROFILE, (uint32_t)icc_size, icc));
         const lumos_exif *ex = opt->exif;
         char text[64];
@@ -204,6 +224,7 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
     }
     if (close(job.fd) != 0 && !st) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", shown_path);
     free(row);
+    free(extra_kinds);
     free(icc);
     return st;
 }
@@ -225,13 +246,36 @@ static void copy_block(uint8_t *dst, size_t dstride, int dch, int dc0, const uin
     }
 }
 
-/* 8/16-bit unsigned gray or RGB, strips or tiles, contiguous or planar:
- * copied as stored, extra samples (alpha) dropped. Rows stay in stored
- * order, as JPEG's do: the Orientation tag is the caller's to apply. */
-static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
-                       lumos_image *out, int spp, int planar)
+/* Float samples of 16 or 64 bits (as libtiff decodes them, native order)
+ * to float32: rows x n samples, strides in bytes. */
+static void widen_floats(float *dst, size_t dstride, const uint8_t *src, size_t sstride,
+                         uint32_t rows, size_t n, int src_bytes)
 {
-    const int B = out->bits / 8, dch = out->channels;
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint8_t *s = src + r * sstride;
+        float *d = (float *)(void *)((uint8_t *)dst + r * dstride);
+        for (size_t i = 0; i < n; i++) {
+            if (src_bytes == 2) {
+                uint16_t h;
+                memcpy(&h, s + 2 * i, 2);
+                d[i] = lumos__half_to_float(h);
+            } else {
+                double v;
+                memcpy(&v, s + 8 * i, 8);
+                d[i] = (float)v;
+            }
+        }
+    }
+}
+
+/* 8/16-bit unsigned or 16/32/64-bit float gray or RGB, with any extra
+ * samples, strips or tiles, contiguous or planar: every sample kept, as
+ * stored (floats as float32). Rows stay in stored order, as JPEG's do: the
+ * Orientation tag is the caller's to apply. */
+static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
+                       lumos_image *out, int spp, int planar, int bps)
+{
+    const int B = out->bits / 8, dch = out->channels, SB = bps / 8;
     const int sep = planar == PLANARCONFIG_SEPARATE && spp > 1;
     const int sch = sep ? 1 : spp; /* samples a pixel in one strip/tile */
     const uint32_t w = (uint32_t)out->width, h = (uint32_t)out->height;
@@ -247,11 +291,18 @@ static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *pat
         if (chh > h) chh = h;
         size = TIFFStripSize(tif);
     }
-    const size_t sstride = (size_t)cw * sch * B;
+    const size_t sstride = (size_t)cw * sch * SB;
     if (cw == 0 || chh == 0 || size <= 0 || (uint64_t)size < (uint64_t)sstride * chh)
         return tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF: bad strip or tile size");
     uint8_t *buf = malloc((size_t)size);
-    if (!buf) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+    /* Half and double samples are widened to float32 first. */
+    const int widen = SB != B;
+    const size_t wstride = (size_t)cw * sch * B;
+    float *wide = widen && buf ? malloc(wstride * chh) : NULL;
+    if (!buf || (widen && !wide)) {
+        free(buf);
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+    }
 
     int st = LUMOS_OK;
     for (int s = 0; !st && s < (sep ? dch : 1); s++) {
@@ -263,16 +314,22 @@ static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *pat
                                    : TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, y0, (uint16_t)s),
                                                           buf, size);
                 /* A strip may be short only by the rows below the image. */
-                if (n < 0 || (uint64_t)n < (uint64_t)sstride * (rows - 1) + (size_t)cols * sch * B) {
+                if (n < 0 || (uint64_t)n < (uint64_t)sstride * (rows - 1) + (size_t)cols * sch * SB) {
                     st = tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
                     break;
                 }
+                const uint8_t *src = buf;
+                if (widen) {
+                    widen_floats(wide, wstride, buf, sstride, rows, (size_t)cols * sch, SB);
+                    src = (const uint8_t *)wide;
+                }
                 copy_block((uint8_t *)out->data + y0 * out->stride + (size_t)x0 * dch * B,
-                           out->stride, dch, sep ? s : 0, buf, sstride, sch, sep ? 1 : dch, rows,
-                           cols, B);
+                           out->stride, dch, sep ? s : 0, src, widen ? wstride : sstride, sch,
+                           sep ? 1 : dch, rows, cols, B);
             }
         }
     }
+    free(wide);
     free(buf);
     return st;
 }
@@ -331,15 +388,21 @@ int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out)
         if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photo)) /* required, but often missing */
             photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
         int gray = photo == PHOTOMETRIC_MINISBLACK || photo == PHOTOMETRIC_MINISWHITE;
+        const int is_uint = fmt == SAMPLEFORMAT_UINT && (bps == 8 || bps == 16);
+        const int is_float = fmt == SAMPLEFORMAT_IEEEFP && (bps == 16 || bps == 32 || bps == 64);
         if (w == 0 || h == 0 || w > INT32_MAX || h > INT32_MAX) {
             st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged TIFF: bad size %ux%u", path, w, h);
-        } else if ((bps == 8 || bps == 16) && fmt == SAMPLEFORMAT_UINT &&
-                   ((photo == PHOTOMETRIC_MINISBLACK && spp >= 1) ||
-                    (photo == PHOTOMETRIC_RGB && spp >= 3))) {
-            if ((st = lumos_image_alloc(out, (int)w, (int)h, gray ? 1 : 3, bps)))
+        } else if ((is_uint || is_float) && ((photo == PHOTOMETRIC_MINISBLACK && spp >= 1) ||
+                                             (photo == PHOTOMETRIC_RGB && spp >= 3))) {
+            const int bits = is_float ? 32 : bps;
+            if ((st = lumos_image_alloc(out, (int)w, (int)h, spp, bits)))
                 st = lumos__fail(ctx, st, "%s: cannot allocate a %ux%u image", path, w, h);
-            else if ((st = read_direct(ctx, tif, &job, path, out, spp, planar)))
+            else if ((st = read_direct(ctx, tif, &job, path, out, spp, planar, bps)))
                 lumos_image_free(out);
+        } else if (fmt == SAMPLEFORMAT_IEEEFP) { /* libtiff's RGBA interface takes integers only */
+            st = lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
+                             "%s: unsupported TIFF: %u-bit float samples, photometric %u, %u a pixel",
+                             path, (unsigned)bps, (unsigned)photo, (unsigned)spp);
         } else {
             out->width = (int)w, out->height = (int)h;
             st = read_rgba(ctx, tif, &job, path, out, gray);

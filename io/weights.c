@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "io/atomic.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "io/weights.c copies F32 tensor data as is: it needs a little-endian host"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "io/raw_internal.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 #include "stages/classic_isp.h"
 
 void lumos_isp_options_init(lumos_isp_options *opt)
@@ -22,8 +22,8 @@ void lumos_isp_options_init(lumos_isp_options *opt)
 
 static int check_options(lumos_ctx *ctx, const lumos_isp_options *o)
 {
-    if (o->bits != 8 && o->bits != 16)
-        return lumos__fail(ctx, LUMOS_E_ARG, "bits must be 8 or 16, not %d", o->bits);
+    if (o->bits != 8 && o->bits != 16 && o->bits != 32)
+        return lumos__fail(ctx, LUMOS_E_ARG, "bits must be 8, 16 or 32 (float), not %d", o->bits);
     if (!(o->exposure_ev >= -16 && o->exposure_ev <= 16))
         return lumos__fail(ctx, LUMOS_E_ARG, "exposure %g EV is out of range -16..16",
                            o->exposure_ev);
@@ -121,7 +121,9 @@ static int libraw_fallback(lumos_ctx *ctx, const lumos_raw *raw, const lumos_isp
     lumos__notice(ctx, "%s %s: not a 2x2 Bayer sensor; using LibRaw's own processing",
                   raw->info.exif.make, raw->info.exif.model);
     libraw_output_params_t *po = &lr->params;
-    po->output_bps = o->bits;
+    /* LibRaw gives integers only: float output is its 16 bits / 65535. */
+    const int bits = o->bits == 32 ? 16 : o->bits;
+    po->output_bps = bits;
     po->half_size = o->half;
     po->no_auto_bright = 1;
     po->adjust_maximum_thr = 0; /* keep the file's white level: LibRaw would lower
@@ -150,13 +152,24 @@ static int libraw_fallback(lumos_ctx *ctx, const lumos_raw *raw, const lumos_isp
     libraw_processed_image_t *img = libraw_dcraw_make_mem_image(lr, &err);
     if (!img) return lumos__fail(ctx, LUMOS_E_NOMEM, "LibRaw image: %s", libraw_strerror(err));
     rc = lumos_image_alloc(out, img->width, img->height, 3, o->bits);
-    if (rc == LUMOS_OK && (img->colors != 3 || img->bits != o->bits))
+    if (rc == LUMOS_OK && (img->colors != 3 || img->bits != bits))
         rc = lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "LibRaw produced %d colours at %d bits",
                          img->colors, img->bits);
     if (rc == LUMOS_OK) {
-        size_t row = (size_t)img->width * 3 * (size_t)(o->bits / 8);
-        for (int y = 0; y < img->height; y++)
-            memcpy((uint8_t *)out->data + (size_t)y * out->stride, img->data + (size_t)y * row, row);
+        size_t row = (size_t)img->width * 3 * (size_t)(bits / 8);
+        for (int y = 0; y < img->height; y++) {
+            const uint8_t *src = img->data + (size_t)y * row;
+            uint8_t *dst = (uint8_t *)out->data + (size_t)y * out->stride;
+            if (o->bits != 32) {
+                memcpy(dst, src, row);
+                continue;
+            }
+            for (int i = 0; i < img->width * 3; i++) {
+                uint16_t v;
+                memcpy(&v, src + 2 * (size_t)i, 2);
+                ((float *)(void *)dst)[i] = v / 65535.f;
+            }
+        }
         out->space = o->camera_space ? LUMOS_SPACE_CAMERA
                      : o->linear     ? LUMOS_SPACE_LINEAR_SRGB
                                      : LUMOS_SPACE_SRGB;

@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lumos_isp_full_f32.h"
 #include "lumos_isp_full_u16.h"
 #include "lumos_isp_full_u8.h"
+#include "lumos_isp_half_f32.h"
 #include "lumos_isp_half_u16.h"
 #include "lumos_isp_half_u8.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 #include "stages/halide_glue.h"
 
 /* Inputs narrower or shorter than this are mirror-padded first: the
@@ -41,8 +43,10 @@ static int mirror(int v, int n)
 static int run(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height, int stride_elems,
                const lumos__isp_params *p, lumos_image *out)
 {
-    isp_fn fn = p->half ? (out->bits == 8 ? lumos_isp_half_u8 : lumos_isp_half_u16)
-                        : (out->bits == 8 ? lumos_isp_full_u8 : lumos_isp_full_u16);
+    /* [half][8, 16, 32 bits] */
+    static const isp_fn fns[2][3] = {{lumos_isp_full_u8, lumos_isp_full_u16, lumos_isp_full_f32},
+                                     {lumos_isp_half_u8, lumos_isp_half_u16, lumos_isp_half_f32}};
+    isp_fn fn = fns[p->half != 0][out->bits == 8 ? 0 : out->bits == 16 ? 1 : 2];
     const struct halide_type_t u16 = {halide_type_uint, 16, 1}, f32 = {halide_type_float, 32, 1};
     halide_buffer_t raw_b, black_b, scale_b, matrix_b, out_b;
     halide_dimension_t raw_d[2], black_d[2], scale_d[2], matrix_d[2], out_d[3];
@@ -54,6 +58,7 @@ static int run(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height, in
     whole.width = tile_width(out->width);
     whole.height = lumos__round_up(out->height, 128);
     lumos__hl_buffer_image(&out_b, out_d, &whole);
+    if (whole.bits == 32) out_b.type.code = halide_type_float;
     lumos__clear_error(ctx);
     int rc = fn(ctx, &raw_b, p->cfa_x, p->cfa_y, &black_b, &scale_b, &matrix_b, p->exposure,
                 p->tone, p->sharpen, p->linear != 0, &out_b);
@@ -81,7 +86,7 @@ int lumos__stage_classic_isp(lumos_ctx *ctx, const uint16_t *mosaic, int width, 
 {
     lumos__halide_init();
     memset(out, 0, sizeof *out);
-    if ((bits != 8 && bits != 16) || stride % 2 || width < 1 || height < 1)
+    if ((bits != 8 && bits != 16 && bits != 32) || stride % 2 || width < 1 || height < 1)
         return lumos__fail(ctx, LUMOS_E_ARG, "classic ISP: bad arguments");
     int ow = p->half ? (width / 2 > 0 ? width / 2 : 1) : width;
     int oh = p->half ? (height / 2 > 0 ? height / 2 : 1) : height;

@@ -15,8 +15,9 @@ typedef struct lumos__isp_params {
 } lumos__isp_params;
 
 /* mosaic: width×height samples, stride in bytes. Allocates *out: RGB at
- * `bits`, width×height (or half of each, at least 1); its rows are padded to
- * the pipeline's tiles, so out->stride may exceed width·3·bytes. */
+ * `bits` (8, 16, or 32: float 0..1), width×height (or half of each, at
+ * least 1); its rows are padded to the pipeline's tiles, so out->stride may
+ * exceed width·3·bytes. */
 int lumos__stage_classic_isp(lumos_ctx *ctx, const uint16_t *mosaic, int width, int height,
                              size_t stride, const lumos__isp_params *p, int bits,
                              lumos_image *out);
