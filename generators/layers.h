@@ -2,7 +2,7 @@
 //
 // A network is written once, as calls on a NetBuilder: it reads the
 // parameters from the network's flat weight buffer in the order of
-// isp_nets.def (checking names and shapes while the generator runs), builds
+// its tensors.def (checking names and shapes while the generator runs), builds
 // each layer as Halide Funcs, and records what it made so the generator's
 // schedule can place every layer without naming them one by one.
 //
@@ -12,31 +12,14 @@
 // (floor for pooling and strided convs).
 #pragma once
 
-#include <algorithm>
-#include <cstdint>
-#include <functional>
-#include <map>
-#include <stdexcept>
-#include <string>
-#include <vector>
+// The vocabulary's records and backward() are in tape.h, its schedules in
+// schedule.h; the layers beyond the ISPs' in layers_norm.h (norms, GELU,
+// linear), layers_resample.h (transposed conv, resizes, pooling) and
+// layers_attention.h (Swin windowed attention).
 
-#include "Halide.h"
+#include "schedule.h" /* and tape.h: Map, the tensors, Halide's names in lumos */
 
 namespace lumos {
-
-using Halide::Expr;
-using Halide::Func;
-using Halide::RDom;
-using Halide::TailStrategy;
-using Halide::Tuple;
-using Halide::Var;
-
-struct Map {
-    Func f;          // f(c, x, y)
-    int channels;
-    Expr width, height;
-    int node = -1;   // its place on the builder's tape (-1: not on it, no gradient)
-};
 
 // How a conv pads: PyTorch's padding=k/2 on every side, or TF/Keras
 // "same" (total max((⌈n/s⌉ − 1)·s + k − n, 0), the odd pixel after: a
@@ -44,21 +27,6 @@ struct Map {
 // trained in TF (the MobileNetV2 of nsfwjs).
 enum class Padding { Torch, TfSame };
 
-// One tensor of isp_nets.def.
-struct TensorSpec {
-    const char *net;
-    const char *name;
-    int dims[4];
-};
-
-inline const std::vector<TensorSpec> &all_tensors() {
-    static const std::vector<TensorSpec> specs = {
-#define LUMOS_TENSOR(net, name, d0, d1, d2, d3) {#net, name, {d0, d1, d2, d3}},
-#include "isp_nets.def"
-#undef LUMOS_TENSOR
-    };
-    return specs;
-}
 
 // The mosaic as the learned ISPs take it, in network coordinates (u, v) =
 // (x + cfa_x, y + cfa_y), where red sits at even (u, v): (raw − black[site])
@@ -89,30 +57,14 @@ inline Map packed_bayer(Func norm, Expr W, Expr H, Expr cfa_x, Expr cfa_y) {
     return {packed, 4, (W + cfa_x + 1) / 2, (H + cfa_y + 1) / 2};
 }
 
-class NetBuilder {
+class CoreLayers : public Schedule {
 public:
-    // `flat` is the network's weight buffer (all tensors of `net` back to back).
-    NetBuilder(Func flat, const std::string &net) : flat_(flat) {
-        for (const TensorSpec &t : all_tensors())
-            if (net == t.net) specs_.push_back(t);
-        if (specs_.empty()) throw std::runtime_error("no tensors for network " + net);
-    }
-
-    // A builder for weightless layers (a loss's preprocessing).
-    NetBuilder() = default;
+    using Schedule::Schedule;
 
     // Read the convs' repacked weights from `other` (a second copy of the
     // same network in one pipeline, which must be scheduled too) instead of
     // repacking them again.
-    void share_weights(const NetBuilder &other) { shared_ = &other; }
-
-    // Maps of few channels (not a multiple of a vector, under two vectors:
-    // the small ISPs' 3, 4 and 12) are vectorised over x; with this, they
-    // are also stored x-innermost, so those vectors are dense loads instead
-    // of gathers across the channels, and their convs' weight gradients are
-    // vectorised over pixels too. For pipelines whose work is such maps
-    // (the ISPs' gradients); set before schedule_at_root.
-    void store_small_maps_planar() { planar_ = true; }
+    void share_weights(const Tape &other) { shared_ = &other; }
 
     // Convs without their biases (the tensors still consumed in order): the
     // network's tangent map, its directional derivative at fixed gates.
@@ -122,38 +74,6 @@ public:
     // inputs other than the forward's, whose bias part is scaled apart).
     void scale_bias_grads(Expr s) { bias_grad_scale_ = s; }
 
-    // Number of floats in the flat buffer.
-    static int64_t flat_size(const std::string &net) {
-        int64_t n = 0;
-        for (const TensorSpec &t : all_tensors())
-            if (net == t.net) n += elements(t);
-        return n;
-    }
-
-    // Continue at tensor `name` (a pipeline that builds one part of a
-    // network: a block of the feature network).
-    void seek(const std::string &name) {
-        int64_t at = 0;
-        for (size_t i = 0; i < specs_.size(); i++) {
-            if (name == specs_[i].name) {
-                next_ = i;
-                offset_ = at;
-                return;
-            }
-            at += elements(specs_[i]);
-        }
-        throw std::runtime_error("no tensor " + name);
-    }
-
-    // Every tensor must have been consumed, in order.
-    void finish() const {
-        if (next_ != specs_.size())
-            throw std::runtime_error(std::string("unused tensor ") + specs_[next_].name);
-    }
-
-    // A network input put on the tape, so that backward() can give its
-    // gradient (a feature network's input image, a discriminator's).
-    Map input(const Map &m) { return record({m.f, m.channels, m.width, m.height}, {}, nullptr); }
 
     // ------------------------------------------------------------- layers
 
@@ -337,15 +257,10 @@ public:
     // ow = 2w it is nn.Upsample(scale_factor=2). Source coordinates as
     // PyTorch computes them: (dst + 0.5)·in/out − 0.5, clamped below at 0.
     Map resize_bilinear(const Map &m, Expr ow, Expr oh) {
-        Func f{"resize"};
         Expr x0, x1, tx, y0, y1, ty;
         resize_axis(x, m.width, ow, x0, x1, tx);
         resize_axis(y, m.height, oh, y0, y1, ty);
-        Expr top = m.f(c, x0, y0) * (1.f - tx) + m.f(c, x1, y0) * tx;
-        Expr bottom = m.f(c, x0, y1) * (1.f - tx) + m.f(c, x1, y1) * tx;
-        f(c, x, y) = top * (1.f - ty) + bottom * ty;
-        resamples_.push_back(f);
-        Map out{f, m.channels, ow, oh};
+        Map out = bilinear_blend(m, "resize", ow, oh, x0, x1, tx, y0, y1, ty);
         return record(out, {m}, [=](Func g) {
             // The adjoint gathers, per source row (then column), the
             // destinations whose taps reach it, with their weights.
@@ -505,194 +420,7 @@ public:
         });
     }
 
-    // A layer written outside this file (a loss's preprocessing, say): its
-    // output over its inputs, and its adjoint (dL/d(out) → dL/d(each input),
-    // undefined Funcs for none), put on the tape like any other.
-    using Backward = std::function<std::vector<Func>(Func)>;
-    Map custom(const Map &out, const std::vector<Map> &inputs, Backward backward) {
-        return record(out, inputs, backward);
-    }
-
-    // ------------------------------------------------------------- backward
-    //
-    // Reverse mode over the tape every layer above writes: each layer's
-    // adjoint is written by hand next to its forward (Halide's
-    // propagate_adjoints is wrong through pixel shuffle and slow here,
-    // halide14-notes.md), so a network defined once for inference is
-    // differentiated from the very same definition.
-    struct Gradients {
-        std::vector<Map> of_node;  // dL/d(each tape entry's output); f undefined if none
-        Func params;               // dL/dθ(i) over the flat buffer (zero for frozen layers)
-        const Map &of(const Map &m) const { return of_node.at(m.node); }
-    };
-
-    // Gradients of L given dL/d(out) = grad_out (a Func over out's domain).
-    // with_params: also the parameters' gradient (costs the weight
-    // reductions); else only maps' gradients (a frozen feature network).
-    Gradients backward(const Map &out, Func grad_out, bool with_params) {
-        return backward({{out, grad_out}}, with_params);
-    }
-    // The same from several outputs at once (feature maps a loss taps at
-    // several depths): L's gradient with respect to each is given.
-    Gradients backward(const std::vector<std::pair<Map, Func>> &seeds, bool with_params) {
-        want_params_ = with_params;
-        std::vector<std::vector<Func>> parts(nodes_.size());
-        int last = -1;
-        for (const auto &s : seeds) {
-            if (s.first.node < 0) throw std::runtime_error("backward: output is not on the tape");
-            parts[s.first.node].push_back(s.second);
-            last = std::max(last, s.first.node);
-        }
-        Gradients gr;
-        gr.of_node.resize(nodes_.size());
-        for (int id = last; id >= 0; id--) {
-            if (parts[id].empty()) continue;
-            const Node &n = nodes_[id];
-            Func total = parts[id][0];
-            if (parts[id].size() > 1) {
-                total = Func{"grad_sum"};
-                Expr e = 0.f;
-                for (Func p : parts[id]) e += p(c, x, y);
-                total(c, x, y) = e;
-            }
-            grad_maps_.push_back({total, n.out.channels, n.out.width, n.out.height});
-            gr.of_node[id] = grad_maps_.back();
-            if (!n.backward) continue;
-            std::vector<Func> in = n.backward(total);
-            for (size_t k = 0; k < n.inputs.size(); k++)
-                if (n.inputs[k] >= 0 && in[k].defined()) parts[n.inputs[k]].push_back(in[k]);
-        }
-        // Each parameter tensor's gradient written into its own range of the
-        // flat buffer (an update per tensor, not a select over all of them
-        // for every element).
-        Var i{"i"};
-        gr.params = Func{"grad_params"};
-        gr.params(i) = 0.f;
-        for (const ParamGrad &p : param_grads_) {
-            RDom j(0, (int)p.count);
-            gr.params(Expr((int)p.offset) + j) = p.value(j);
-        }
-        params_funcs_.push_back(gr.params);
-        return gr;
-    }
-
-    // A schedule for training pipelines over small crops: every tape entry,
-    // gradient and reduction computed once at root, in parallel over rows,
-    // vectorised over channels (or pixels, for narrow maps).
-    void schedule_at_root() {
-        // (A Func may sit in several lists: schedule each once.)
-        std::vector<Halide::Internal::Function> done;
-        auto first_time = [&](Func f) {
-            for (const auto &d : done)
-                if (d.same_as(f.function())) return false;
-            done.push_back(f.function());
-            return true;
-        };
-        // The convolutions and their adjoints carry nearly all the work.
-        for (const ConvRecord &cr : conv_records_)
-            if (first_time(cr.out.f)) schedule_sum_tiled(cr.out.f, cr.out);
-        for (ConvGrad cg : conv_grads_) {
-            const ConvRecord &cr = conv_records_.at(cg.conv);
-            if (first_time(cg.grad_out)) map_at_root(cg.grad_out, cr.out.channels);
-            if (first_time(cg.w_transposed))
-                cg.w_transposed.compute_root().vectorize(c, kVec, TailStrategy::GuardWithIf);
-            if (first_time(cg.grad_in)) schedule_sum_tiled(cg.grad_in, cr.in);
-            if (cg.grad_w.defined() && first_time(cg.grad_w)) schedule_weight_grad(cg.grad_w, cr);
-        }
-        for (const Node &n : nodes_)
-            if (n.backward && first_time(n.out.f)) map_at_root(n.out.f, n.out.channels, &n.out);
-        for (const ConvRecord &cr : conv_records_)
-            if (first_time(cr.padded)) map_at_root(cr.padded, cr.in.channels);
-        for (const Map &g : grad_maps_)
-            if (first_time(g.f)) map_at_root(g.f, g.channels, &g);
-        for (const auto &gc : gathers_)
-            if (first_time(gc.first)) gather_at_root(gc.first, gc.second);
-        for (Func f : backward_funcs_) {
-            if (!first_time(f)) continue;
-            f.compute_root();
-            if (f.dimensions() != 3) continue;
-            f.parallel(f.args()[2]);
-            for (int u = 0; u < f.num_update_definitions(); u++) f.update(u).parallel(f.args()[2]);
-        }
-        for (Func f : weights_) {
-            if (!first_time(f)) continue;
-            f.compute_root();
-            if (f.dimensions() == 4) f.vectorize(f.args()[0], kVec, TailStrategy::GuardWithIf);
-        }
-        for (Func f : reductions_)
-            if (first_time(f)) f.compute_root();
-        // (each tensor's gradient, p.value, is gathered straight into it)
-        for (Func f : params_funcs_) {
-            if (!first_time(f)) continue;
-            f.compute_root().vectorize(f.args()[0], kVec, TailStrategy::GuardWithIf);
-            for (int u = 0; u < f.num_update_definitions(); u++)
-                f.update(u).vectorize(f.rvars(u)[0], kVec, TailStrategy::GuardWithIf);
-        }
-        for (WeightGrad w : weight_grads_)
-            if (first_time(w.f)) schedule_weight_grad_plain(w.f);
-    }
-
-    // ------------------------------------------------- for the schedule
-    // Every conv this builder made, in order: its input and output maps
-    // (out.f is the conv's Func), zero-padded input and repacked weights.
-    struct ConvRecord {
-        Map in, out;
-        Func padded;
-        Func w;  // (co, kx, ky, ci)
-        int k, stride, groups;
-        Expr pad_x, pad_y;           // padding before (left, top)
-        int64_t w_offset, b_offset;  // in the flat buffer; -1: none / frozen
-    };
-    const std::vector<ConvRecord> &convs() const { return conv_records_; }
-    const std::vector<Func> &weights() const { return weights_; }
-    const std::vector<Func> &resamples() const { return resamples_; }
-    const std::vector<Func> &pointwise_maps() const { return pointwise_; }
-    // The activation applied directly to a conv's output, if any (undefined
-    // Func otherwise): the schedule computes the two together.
-    Func activation_of(const Func &conv) const {
-        for (const auto &a : activations_)
-            if (a.first.name() == conv.name()) return a.second;
-        return Func();
-    }
-
-    Var c{"c"}, x{"x"}, y{"y"};
-    Var co{"co"}, kx{"kx"}, ky{"ky"}, ci{"ci"};
-
-private:
-    struct Node {
-        std::vector<int> inputs;  // tape ids (-1: not on the tape)
-        Map out;
-        Backward backward;        // dL/d(out) -> dL/d(each input); empty for inputs
-    };
-    struct ParamGrad {
-        int64_t offset, count;
-        Func value;  // (j), j < count, in the tensor's PyTorch layout
-    };
-    struct WeightGrad {
-        Func f;  // (co, kx, ky, ci)
-    };
-    // What a conv's adjoint made, for its schedule.
-    struct ConvGrad {
-        size_t conv;        // index into convs()
-        Func grad_out;      // dL/d(out), zero outside the output (c, x, y)
-        Func w_transposed;  // (ci, kx, ky, co)
-        Func grad_in;       // (c, x, y)
-        Func grad_w;        // (co, kx, ky, ci); undefined without parameters
-    };
-
-    static int64_t elements(const TensorSpec &t) {
-        int64_t n = 1;
-        for (int d : t.dims)
-            if (d) n *= d;
-        return n;
-    }
-
-    static std::string clean(std::string s) {
-        for (char &ch : s)
-            if (ch == '.') ch = '_';
-        return s;
-    }
-
+protected:
     static Expr sigmoid_expr(Expr v) { return 1.f / (1.f + Halide::exp(-v)); }
     // tanh from Halide's vectorised exp (Halide::tanh is a scalar libm call
     // per element): within ~1e-7 of it, the cancellation near 0 included.
@@ -701,12 +429,16 @@ private:
         return select(v < 0.f, -t, t);
     }
 
-    static Expr inside(const Map &m, Expr px, Expr py) {
-        return px >= 0 && px < m.width && py >= 0 && py < m.height;
-    }
-    // g over m's domain at (ch, px, py), clamped into it (callers select).
-    static Expr read(Func g, const Map &m, Expr ch, Expr px, Expr py) {
-        return g(ch, clamp(px, 0, m.width - 1), clamp(py, 0, m.height - 1));
+    // The bilinear blend of m at taps (x0 | x1, weight tx) × (y0 | y1, ty):
+    // the forward of both bilinear resizes, a resample stage of its own.
+    Map bilinear_blend(const Map &m, const std::string &name, Expr ow, Expr oh, Expr x0, Expr x1,
+                       Expr tx, Expr y0, Expr y1, Expr ty) {
+        Func f{name};
+        Expr top = m.f(c, x0, y0) * (1.f - tx) + m.f(c, x1, y0) * tx;
+        Expr bottom = m.f(c, x0, y1) * (1.f - tx) + m.f(c, x1, y1) * tx;
+        f(c, x, y) = top * (1.f - ty) + bottom * ty;
+        resamples_.push_back(f);
+        return {f, m.channels, ow, oh};
     }
 
     static void resize_axis(Expr dst, Expr in, Expr out, Expr &i0, Expr &i1, Expr &t) {
@@ -715,30 +447,6 @@ private:
         i0 = min(Halide::cast<int>(src), in - 1);
         i1 = min(i0 + 1, in - 1);
         t = src - Halide::cast<float>(i0);
-    }
-
-    Map record(Map out, const std::vector<Map> &inputs, Backward backward) {
-        Node n;
-        for (const Map &m : inputs) n.inputs.push_back(m.node);
-        out.node = (int)nodes_.size();
-        n.out = out;
-        n.backward = backward;
-        nodes_.push_back(n);
-        return out;
-    }
-
-    // The offset of the next tensor, which must be `name` with `shape`.
-    int64_t take(const std::string &name, std::vector<int> shape) {
-        if (next_ >= specs_.size()) throw std::runtime_error("no tensor left for " + name);
-        const TensorSpec &t = specs_[next_];
-        shape.resize(4, 0);
-        if (name != t.name) throw std::runtime_error("expected " + name + ", isp_nets.def has " + t.name);
-        for (int i = 0; i < 4; i++)
-            if (shape[i] != t.dims[i]) throw std::runtime_error("shape mismatch for " + name);
-        int64_t at = offset_;
-        offset_ += elements(t);
-        next_++;
-        return at;
     }
 
     template <typename F, typename D>
@@ -760,7 +468,7 @@ private:
     // per tap) and bias (b0 < 0: none), read from the flat buffer.
     std::pair<Func, Func> conv_params(const std::string &name, int64_t w0, int64_t b0, int cin_g,
                                       int k) {
-        if (shared_ && shared_->repacked_.count(name)) return shared_->repacked_.at(name);
+        if (const std::pair<Func, Func> *s = shared_conv(name)) return *s;
         Func w{"w_" + clean(name)}, b{"b_" + clean(name)};
         w(co, kx, ky, ci) = flat_(Expr((int)w0) + ((co * cin_g + ci) * k + ky) * k + kx);
         if (b0 >= 0) b(co) = flat_(Expr((int)b0) + co);
@@ -859,194 +567,27 @@ private:
         return gin;
     }
 
-    static constexpr int kVec = 8;  // floats in an AVX2 register
-
-    // At root, parallel over rows, vectorised over channels (or pixels, for
-    // maps narrower than a vector). With `domain`, over exactly the map's
-    // domain (every reader clamps into it): the bounds of the maps before it
-    // then stay short expressions instead of growing through the network.
-    bool planar(int channels) const {
-        return planar_ && channels % kVec != 0 && channels < 2 * kVec;
-    }
-
-    void map_at_root(Func f, int channels, const Map *domain = nullptr) {
-        f.compute_root();
-        if (domain) bound_to(f, *domain);
-        const bool by_x = channels < kVec || planar(channels);
-        if (planar(channels)) f.reorder_storage(x, c, y);
-        for (int u = -1; u < f.num_update_definitions(); u++) {
-            Halide::Stage s = u < 0 ? Halide::Stage(f) : f.update(u);
-            if (!by_x) s.vectorize(c, kVec, TailStrategy::GuardWithIf);
-            else s.vectorize(x, kVec, TailStrategy::GuardWithIf);
-            s.parallel(y);
-        }
-    }
-
-    // A convolution-shaped sum f(c, x, y) = init; f += Σ_r ... (a conv, or
-    // its input gradient): stored at root through a wrapper, and computed a
-    // register tile at a time, the whole reduction inside the tile, so the
-    // accumulators never leave the registers. Tiles: 16 (or 8) channels ×
-    // 4 (or 8) pixels; maps of fewer channels, all channels × up to 4
-    // vectors of pixels. Other widths keep the plain schedule.
-    void bound_to(Func f, const Map &m) {
-        f.bound(c, 0, m.channels).bound(x, 0, m.width).bound(y, 0, m.height);
-    }
-
-    void schedule_sum_tiled(Func f, const Map &m) {
-        const int channels = m.channels;
-        Var xo{"xo"}, xi{"xi"}, c_o{"c_o"}, c_i{"c_i"}, c_v{"c_v"}, x_o{"x_o"}, x_v{"x_v"};
-        std::vector<Halide::VarOrRVar> inner;
-        auto with_rvars = [&](std::vector<Halide::VarOrRVar> order) {
-            for (const Halide::RVar &r : f.rvars(0)) order.push_back(r);
-            order.push_back(y);
-            return order;
-        };
-        if (channels % kVec == 0) {
-            const int tc = channels % (2 * kVec) == 0 ? 2 * kVec : kVec, tx = tc == kVec ? 8 : 4;
-            Func out = f.in();
-            out.compute_root();
-            bound_to(out, m);
-            out.split(c, c_o, c_i, tc).split(x, xo, xi, tx, TailStrategy::GuardWithIf);
-            out.reorder(c_i, xi, xo, c_o, y).vectorize(c_i, kVec).parallel(y);
-            f.compute_at(out, xo).store_in(Halide::MemoryType::Stack);
-            f.split(c, c_o, c_v, kVec).vectorize(c_v).unroll(c_o).unroll(x);
-            f.update().split(c, c_o, c_v, kVec).reorder(with_rvars({c_v, c_o, x}));
-            f.update().vectorize(c_v).unroll(c_o).unroll(x);
-        } else if (channels < 2 * kVec) {
-            const int vectors = std::max(1, std::min(4, 12 / channels)), tx = kVec * vectors;
-            Func out = f.in();
-            out.compute_root();
-            if (planar(channels)) out.reorder_storage(x, c, y);
-            bound_to(out, m);
-            out.split(x, xo, xi, tx, TailStrategy::GuardWithIf);
-            out.reorder(c, xi, xo, y).vectorize(xi, kVec).parallel(y);
-            // the tile x-innermost: each accumulator a dense vector, which
-            // LLVM keeps in a register (interleaved, every update was a
-            // strided gather and scatter)
-            f.compute_at(out, xo).store_in(Halide::MemoryType::Stack).reorder_storage(x, c, y);
-            f.split(x, x_o, x_v, kVec).vectorize(x_v).unroll(x_o).unroll(c);
-            f.update().split(x, x_o, x_v, kVec).reorder(with_rvars({x_v, x_o, c}));
-            f.update().vectorize(x_v).unroll(x_o).unroll(c);
-        } else {
-            map_at_root(f, channels, &m);
-        }
-    }
-
-    // A conv's weight gradient gw(co, kx, ky, ci) += g(co, p) · in(ci, p·s + k):
-    // a tile of 16 (or 8) output channels × all kx × some input channels
-    // accumulated in registers over every output pixel.
-    void schedule_weight_grad(Func gw, const ConvRecord &cr) {
-        const int cout = cr.out.channels, cin_g = cr.in.channels / cr.groups, k = cr.k;
-        if (planar(cout)) {
-            schedule_weight_grad_by_pixels(gw, cr);
-            return;
-        }
-        if (cout % kVec != 0) {
-            schedule_weight_grad_plain(gw);
-            return;
-        }
-        const int tc = cout % (2 * kVec) == 0 ? 2 * kVec : kVec;
-        const int room = std::max(1, 12 / ((tc / kVec) * k));
-        int tci = 1;
-        for (int d = std::min(room, cin_g); d >= 1; d--)
-            if (cin_g % d == 0) {
-                tci = d;
-                break;
-            }
-        Var co_o{"co_o"}, co_i{"co_i"}, co_v{"co_v"}, ci_o{"ci_o"}, ci_i{"ci_i"};
-        Func out = gw.in();
-        out.compute_root().bound(co, 0, cout).bound(kx, 0, k).bound(ky, 0, k).bound(ci, 0, cin_g);
-        out.split(co, co_o, co_i, tc).split(ci, ci_o, ci_i, tci);
-        out.reorder(co_i, kx, ci_i, co_o, ky, ci_o).vectorize(co_i, kVec);
-        if (cin_g / tci >= 2) out.parallel(ci_o);
-        else if (k >= 2) out.parallel(ky);
-        else out.parallel(co_o);
-        gw.compute_at(out, co_o).store_in(Halide::MemoryType::Stack);
-        gw.split(co, co_o, co_v, kVec).vectorize(co_v).unroll(co_o).unroll(kx).unroll(ci);
-        std::vector<Halide::VarOrRVar> order = {co_v, co_o, kx, ci};
-        for (const Halide::RVar &r : gw.rvars(0)) order.push_back(r);
-        order.push_back(ky);
-        gw.update().split(co, co_o, co_v, kVec).reorder(order);
-        gw.update().vectorize(co_v).unroll(co_o).unroll(kx).unroll(ci);
-    }
-
-    // The same sum with its output channels few and their maps planar: the
-    // pixel sum split into vector lanes (rfactor), a tile of tc output
-    // channels × all kx accumulated a vector of pixels at a time, lanes
-    // added at the end.
-    void schedule_weight_grad_by_pixels(Func gw, const ConvRecord &cr) {
-        const int cout = cr.out.channels, cin_g = cr.in.channels / cr.groups, k = cr.k;
-        int tc = 1;
-        for (int d = std::max(1, 12 / k); d >= 1; d--)
-            if (cout % d == 0) {
-                tc = d;
-                break;
-            }
-        Var co_o{"co_o"}, co_i{"co_i"}, u{"u"};
-        Halide::RVar rx = gw.rvars(0)[0], ry = gw.rvars(0)[1], rxo{"rxo"}, rxi{"rxi"};
-        Func out = gw.in();
-        out.compute_root().bound(co, 0, cout).bound(kx, 0, k).bound(ky, 0, k).bound(ci, 0, cin_g);
-        out.split(co, co_o, co_i, tc).reorder(co_i, kx, co_o, ky, ci).parallel(ci);
-        gw.compute_at(out, co_o).store_in(Halide::MemoryType::Stack);
-        gw.update().split(rx, rxo, rxi, kVec, TailStrategy::GuardWithIf);
-        Func lanes = gw.update().rfactor(rxi, u);
-        gw.unroll(co).unroll(kx);
-        gw.update().unroll(co).unroll(kx);
-        lanes.compute_at(out, co_o).store_in(Halide::MemoryType::Stack);
-        lanes.vectorize(u).unroll(co).unroll(kx);
-        lanes.update().reorder(u, co, kx, rxo, ry).vectorize(u).unroll(co).unroll(kx);
-    }
-
-    // A gather f(c, x, y) = 0; f += Σ_r (an adjoint of a resampling):
-    // vectorised over channels when they fill vectors, else over x (planar
-    // when planar(channels)), the sum inside each vector of outputs.
-    void gather_at_root(Func f, int channels) {
-        f.compute_root();
-        const bool by_c = channels % kVec == 0;
-        if (!by_c && planar(channels)) f.reorder_storage(x, c, y);
-        Var o{"o"}, i{"i"};
-        for (int u = -1; u < f.num_update_definitions(); u++) {
-            Halide::Stage s = u < 0 ? Halide::Stage(f) : f.update(u);
-            s.split(by_c ? c : x, o, i, kVec, TailStrategy::GuardWithIf);
-            std::vector<Halide::VarOrRVar> order = {i};
-            if (u >= 0)
-                for (const Halide::RVar &r : f.rvars(u)) order.push_back(r);
-            order.push_back(o);
-            order.push_back(by_c ? x : c);
-            order.push_back(y);
-            s.reorder(order).vectorize(i).parallel(y);
-        }
-    }
-
-    void schedule_weight_grad_plain(Func gw) {
-        gw.compute_root().vectorize(co, kVec, TailStrategy::GuardWithIf).parallel(ci);
-        gw.update().vectorize(co, kVec, TailStrategy::GuardWithIf).parallel(ci);
-    }
-
     Func zero_outside(const Map &in) {
         Func f{"zero_padded"};
         f(c, x, y) = select(inside(in, x, y), read(in.f, in, c, x, y), 0.f);
         return f;
     }
+};
 
-    Func flat_;
-    std::vector<TensorSpec> specs_;
-    size_t next_ = 0;
-    int64_t offset_ = 0;
-    std::vector<Func> weights_, resamples_, pointwise_;
-    std::vector<std::pair<Func, Func>> activations_;  // (conv, its activation)
-    std::vector<ConvRecord> conv_records_;
-    std::vector<Node> nodes_;
-    bool want_params_ = false, planar_ = false, no_bias_ = false;
-    Expr bias_grad_scale_;  // undefined: 1
-    std::vector<ParamGrad> param_grads_;
-    std::vector<WeightGrad> weight_grads_;
-    std::vector<ConvGrad> conv_grads_;
-    std::vector<Map> grad_maps_;
-    std::vector<Func> backward_funcs_, reductions_, params_funcs_;
-    std::vector<std::pair<Func, int>> gathers_;  // (a resampling's adjoint, its channels)
-    std::map<std::string, std::pair<Func, Func>> repacked_;  // conv name -> (w, b)
-    const NetBuilder *shared_ = nullptr;
+}  // namespace lumos
+
+// The layers grouped by concern, each set deriving from the one before
+// (these headers are parts of this one: include layers.h).
+#define LUMOS_LAYERS_CORE
+#include "layers_norm.h"
+#include "layers_resample.h"
+#include "layers_attention.h"
+
+namespace lumos {
+
+class NetBuilder : public AttentionLayers {
+public:
+    using AttentionLayers::AttentionLayers;
 };
 
 }  // namespace lumos

@@ -40,4 +40,15 @@ static inline uint8_t *read_all(const char *path, size_t *size)
     return b;
 }
 
+/* Whether `python` imports torch (Debian's python3-torch); says so when not
+ * (the caller then skips: exit 77). */
+static inline int torch_importable(const char *python)
+{
+    char probe[1024];
+    snprintf(probe, sizeof probe, "%s -c 'import torch' 2>/dev/null", python);
+    if (system(probe) == 0) return 1;
+    printf("[SKIP] %s cannot import torch (install python3-torch)\n", python);
+    return 0;
+}
+
 #endif
