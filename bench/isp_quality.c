@@ -81,7 +81,7 @@ static void on_notice(void *user, const char *msg)
 
 typedef struct method {
     char name[64];
-    lumos_isp_kind kind;   /* CLASSIC or a network */
+    char net_name[32];     /* "classic" or a learned ISP's name */
     const char *weights;
     lumos_net *net;
     double psnr, ssim, de; /* sums over the photos */
@@ -111,7 +111,7 @@ static void parse_method(const char *arg, method *m)
     memset(m, 0, sizeof *m);
     if (!strcmp(arg, "classic")) {
         snprintf(m->name, sizeof m->name, "classic");
-        m->kind = LUMOS_ISP_CLASSIC;
+        snprintf(m->net_name, sizeof m->net_name, "classic");
         return;
     }
     const char *eq = strchr(arg, '='), *colon = eq ? strchr(eq + 1, ':') : NULL;
@@ -126,10 +126,11 @@ static void parse_method(const char *arg, method *m)
     m->name[len] = 0;
     size_t nl = (size_t)(colon - eq - 1);
     const char *net = eq + 1;
-    if (nl == 9 && !strncmp(net, "efficient", nl)) m->kind = LUMOS_ISP_EFFICIENT;
-    else if (nl == 6 && !strncmp(net, "robust", nl)) m->kind = LUMOS_ISP_ROBUST;
-    else if (nl == 9 && !strncmp(net, "rmfa-tiny", nl)) m->kind = LUMOS_ISP_RMFA_TINY;
-    else die_usage("'%s': NET is efficient, robust or rmfa-tiny", arg);
+    snprintf(m->net_name, sizeof m->net_name, "%.*s", (int)(nl < sizeof m->net_name ? nl : 0), net);
+    int known = 0;
+    const char *name;
+    for (int i = 0; !known && (name = lumos_net_list("isp", i)); i++) known = !strcmp(name, m->net_name);
+    if (!known) die_usage("'%s': NET is a learned ISP (lumos convert --help lists them)", arg);
     m->weights = colon + 1;
 }
 
@@ -137,7 +138,7 @@ static void parse_method(const char *arg, method *m)
 static int render(lumos_ctx *ctx, const method *m, const lumos__train_heldout *h, float *out)
 {
     const int s = h->size;
-    if (m->kind == LUMOS_ISP_CLASSIC) {
+    if (!strcmp(m->net_name, "classic")) {
         memcpy(out, h->classic, (size_t)s * s * 3 * sizeof *out);
         return LUMOS_OK;
     }
@@ -265,8 +266,8 @@ int main(int argc, char **argv)
     int status = 0;
     for (int k = 0; k < n_methods && !status; k++) {
         method *m = &methods[k];
-        if (m->kind == LUMOS_ISP_CLASSIC) continue;
-        if (lumos_net_load(ctx, m->kind, m->weights, &m->net)) {
+        if (!strcmp(m->net_name, "classic")) continue;
+        if (lumos_net_load(ctx, m->net_name, m->weights, &m->net)) {
             const char *why = lumos_last_error(ctx);
             status = strstr(why, m->weights) ? fail("%s: %s", m->name, why)
                                              : fail("%s: %s: %s", m->name, m->weights, why);
@@ -436,7 +437,7 @@ int main(int argc, char **argv)
                1e3 * load_s / (double)used, 1e3 * sample_s / (double)used,
                1e3 * score_s / (double)used);
         for (int k = 0; k < n_methods; k++)
-            if (methods[k].kind != LUMOS_ISP_CLASSIC)
+            if (strcmp(methods[k].net_name, "classic"))
                 printf(", %.0f ms %s", 1e3 * methods[k].seconds / (double)used, methods[k].name);
         printf(".\n");
     }

@@ -37,16 +37,10 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    lumos_isp_kind kind;
-    if (!strcmp(argv[1], "efficient")) kind = LUMOS_ISP_EFFICIENT;
-    else if (!strcmp(argv[1], "robust")) kind = LUMOS_ISP_ROBUST;
-    else if (!strcmp(argv[1], "rmfa")) kind = LUMOS_ISP_RMFA_TINY;
-    else {
-        fprintf(stderr, "learned_runner: unknown net %s\n", argv[1]);
-        return 2;
-    }
+    /* "rmfa" is what bench/learned_speed.py has always passed */
+    const char *name = !strcmp(argv[1], "rmfa") ? "rmfa-tiny" : argv[1];
     int w = atoi(argv[4]), h = atoi(argv[5]), warmup = atoi(argv[11]), runs = atoi(argv[12]);
-    int threads = atoi(argv[14]);
+    int threads = atoi(argv[13]);
     if (w < 1 || h < 1 || warmup < 0 || runs < 1 || threads < 0) {
         fprintf(stderr, "learned_runner: bad size, run or thread count\n");
         return 2;
@@ -75,7 +69,7 @@ int main(int argc, char **argv)
         return fail(ctx, "lumos_raw_from_mosaic");
     free(mosaic); /* copied into raw */
     lumos_net *net = NULL;
-    if (lumos_net_load(ctx, kind, argv[2], &net) != LUMOS_OK) return fail(ctx, "lumos_net_load");
+    if (lumos_net_load(ctx, name, argv[2], &net) != LUMOS_OK) return fail(ctx, "lumos_net_load");
 
     lumos_image img;
     for (int r = 0; r < warmup; r++) {

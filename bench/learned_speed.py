@@ -201,8 +201,16 @@ def build_runner(build, work):
     """Compiles learned_runner.c here rather than in the main build."""
     lib = os.path.join(build, "liblumos.a")
     gen = os.path.join(build, "generators")
-    archives = sorted(os.path.join(gen, f) for f in os.listdir(gen) if f.endswith(".a")) \
-        if os.path.isdir(gen) else []
+    # Every generated archive under it (the networks' live in generators/nets/);
+    # of two with one name (one left behind by a moved target) the newer.
+    newest = {}
+    for d, _, files in os.walk(gen):
+        for f in files:
+            path = os.path.join(d, f)
+            if f.endswith(".a") and (f not in newest or
+                                     os.path.getmtime(path) > os.path.getmtime(newest[f])):
+                newest[f] = path
+    archives = sorted(newest.values())
     if not os.path.isfile(lib) or not archives:
         die(f"{lib} or {gen}/*.a missing: build lumos first "
             "(cmake -S . -B build && cmake --build build -j2) or pass --build DIR")

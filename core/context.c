@@ -1,5 +1,5 @@
 /* context.c — contexts, status names and error text. */
-#include "context.h"
+#include "core/context.h"
 
 #include <stdarg.h>
 #include <stdint.h>

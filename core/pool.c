@@ -7,7 +7,7 @@
  * through the kernel for each loop. The workers are started once, on first
  * use; between loops they spin a few tens of microseconds (the next loop
  * usually comes sooner), then sleep on a condition variable. */
-#include "context.h"
+#include "core/context.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

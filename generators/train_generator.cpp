@@ -2,20 +2,21 @@
 // vocabulary (layers.h's tape), one pipeline per generator.
 //
 //   train (stride=1|2): dL/d(in) and dL/dθ of one conv (the grad_conv or
-//     grad_conv_s2 network of isp_nets.def), given the input and dL/d(out),
-//     for the single-layer gradient tests.
+//     grad_conv_s2 network of testing/tensors.def), given the input and
+//     dL/d(out), for the single-layer gradient tests.
 //
-//   isp_grad (net=efficient|robust|rmfa): dL/dθ of a learned ISP's
-//     parameters (flat, isp_nets.def order) for one mosaic, given
-//     dL/d(output) (c, x, y) in mosaic coordinates: the forward of
-//     isp_nets.h recomputed, then its tape walked backwards. RMFA's channel
-//     attention pools over the whole crop inside the pipeline.
+//   isp_grad (net=FOLDER of generators/nets/): dL/dθ of a learned ISP's
+//     parameters (flat, its tensors.def order) for one mosaic, given
+//     dL/d(output) (c, x, y) in mosaic coordinates: the forward of its
+//     net.h recomputed, then its tape walked backwards. Global statistics
+//     (RMFA's channel attention) are pooled over the whole crop inside the
+//     pipeline.
 //
 // Schedule: every stage at root (NetBuilder::schedule_at_root), parallel
 // over rows: training runs on crops of a few hundred pixels.
 
 #include "Halide.h"
-#include "isp_nets.h"
+#include "lumos_isp_nets.h"
 
 namespace {
 
@@ -62,7 +63,7 @@ public:
 
 class IspGrad : public Generator<IspGrad> {
 public:
-    GeneratorParam<std::string> net{"net", "efficient"};  // efficient | robust | rmfa
+    GeneratorParam<std::string> net{"net", "efficient"};  // a folder of generators/nets/
 
     Input<Buffer<uint16_t>> raw{"raw", 2};
     Input<int> cfa_x{"cfa_x"};
@@ -79,17 +80,10 @@ public:
         Var c = b.c, x = b.x, y = b.y;
         Expr W = raw.width(), H = raw.height();
         Func norm = lumos::normalised_mosaic(raw, W, H, cfa_x, cfa_y, black, scale);
-        Map out;
-        if (name == "efficient" || name == "robust") {
-            Map in = lumos::packed_bayer(norm, W, H, cfa_x, cfa_y);
-            out = name == "efficient" ? lumos::efficient_isp(b, in) : lumos::robust_isp(b, in);
-        } else if (name == "rmfa") {
-            Map fused;
-            out = lumos::rmfa_tiny(b, lumos::rmfa_split(norm, W, H, cfa_x, cfa_y), 2, fused,
-                                   lumos::rmfa_pool_in_pipeline());
-        } else {
-            throw std::runtime_error("isp_grad: unknown net " + name);
-        }
+        const lumos::IspNet &spec = lumos::isp_net(name);
+        Map pooled;
+        Map out = spec.build(b, spec.input(norm, W, H, cfa_x, cfa_y), spec.stat_points, pooled,
+                             lumos::pool_in_pipeline());
         b.finish();
 
         // dL/d(output) in network coordinates: zero where the network's

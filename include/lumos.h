@@ -83,17 +83,22 @@ typedef enum lumos_space {
     LUMOS_SPACE_CAMERA = 2       /* the sensor's own primaries: no profile is written */
 } lumos_space;
 
-/* An interleaved 8- or 16-bit image. stride is in bytes between rows. */
+/* An interleaved image of 8- or 16-bit unsigned or 32-bit float samples.
+ * stride is in bytes between rows. Integer samples span 0..2^bits-1; float
+ * samples are in the image's space as they are (0..1 for the ISPs' output,
+ * linear light may exceed 1). */
 typedef struct lumos_image {
     int width, height;
-    int channels;     /* 1 (gray) or 3 (RGB) */
-    int bits;         /* 8 or 16 */
+    int channels;     /* >= 1: 1 gray, 3 RGB; 2 and 4 are gray and RGB with
+                         alpha; others are planes (aux data) */
+    int bits;         /* 8, 16 (uint8_t, uint16_t) or 32 (float, IEEE 754) */
     size_t stride;    /* bytes from one row to the next */
     void *data;       /* owned by the image when allocated by lumos */
     lumos_space space;
 } lumos_image;
 
-/* Allocates a zeroed image; *img is overwritten. */
+/* Allocates a zeroed image (bits 8, 16 or 32, channels >= 1); *img is
+ * overwritten. */
 LUMOS_API lumos_status lumos_image_alloc(lumos_image *img, int width, int height, int channels,
                                          int bits);
 /* Frees the pixels of an image that lumos allocated and zeroes *img. */
@@ -171,7 +176,8 @@ typedef struct lumos_isp_options {
     int half;           /* 1: half-size output, one pixel per 2×2 block, no demosaic */
     int linear;         /* 1: scene-linear output, no tone curve and no transfer */
     int camera_space;   /* 1: skip the colour matrix (output in camera RGB) */
-    int bits;           /* 8 or 16 */
+    int bits;           /* 8, 16, or 32: float, the 0..1 values the integer
+                           outputs quantise (scene-linear with `linear`) */
 } lumos_isp_options;
 
 LUMOS_API void lumos_isp_options_init(lumos_isp_options *opt);
@@ -186,28 +192,29 @@ LUMOS_API lumos_status lumos_isp_classic(lumos_ctx *ctx, const lumos_raw *raw,
 
 /* ----------------------------------------------------------- learned ISP */
 
-/* Which ISP develops a RAW. The learned ones are the lightweight networks of
- * the unpaired smartphone-ISP method (EfficientISP 3,060 parameters,
- * RobustISP 1,616, RMFA-Net tiny 29,223), run as fused Halide pipelines. */
-typedef enum lumos_isp_kind {
-    LUMOS_ISP_CLASSIC = 0,
-    LUMOS_ISP_EFFICIENT,
-    LUMOS_ISP_ROBUST,
-    LUMOS_ISP_RMFA_TINY
-} lumos_isp_kind;
+/* The learned networks, by name. The ISPs (task "isp") are the lightweight
+ * networks of the unpaired smartphone-ISP method: "efficient" (EfficientISP,
+ * 3,060 parameters), "robust" (RobustISP, 1,616), "rmfa-tiny" (RMFA-Net
+ * tiny, 29,223), run as fused Halide pipelines. */
+typedef struct lumos_net lumos_net; /* a network and its weights */
 
-/* "classic", "efficient", "robust", "rmfa-tiny". */
-LUMOS_API const char *lumos_isp_name(lumos_isp_kind kind);
+/* The i-th network name of `task` ("isp"; NULL: any task) in this build,
+ * NULL past the last: for listing them. */
+LUMOS_API const char *lumos_net_list(const char *task, int i);
 
-typedef struct lumos_net lumos_net; /* a learned ISP and its weights */
-
-/* Loads a network's weights from a safetensors file holding exactly the
- * tensors of the reference PyTorch module's state_dict() (names and shapes;
- * float32, float16 or bfloat16). weights_path NULL asks for the shipped
- * default, which fails with LUMOS_E_UNSUPPORTED while none ships. */
-LUMOS_API lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind,
+/* Loads network `name`'s weights from a safetensors file holding exactly
+ * the tensors of the reference PyTorch module's state_dict() (names and
+ * shapes; float32, float16 or bfloat16). weights_path NULL asks for the
+ * shipped default (data/weights/NAME.safetensors, or under
+ * $LUMOS_DATA_DIR/weights): LUMOS_E_UNSUPPORTED when none ships. An unknown
+ * name is LUMOS_E_ARG. */
+LUMOS_API lumos_status lumos_net_load(lumos_ctx *ctx, const char *name,
                                       const char *weights_path, lumos_net **out);
 LUMOS_API void lumos_net_free(lumos_net *net);
+
+/* Its name ("efficient") and task ("isp"). */
+LUMOS_API const char *lumos_net_name(const lumos_net *net);
+LUMOS_API const char *lumos_net_task(const lumos_net *net);
 
 /* What a network was trained to see (its weights' "lumos_input" metadata):
  * the sensor's mosaic as is (weights for one sensor: its colour response is
@@ -226,7 +233,7 @@ LUMOS_API const char *lumos_net_input_name(lumos_net_input input);
  * without it take 0 EV only. */
 LUMOS_API int lumos_net_takes_exposure(const lumos_net *net);
 
-/* Runs a learned ISP on a Bayer mosaic (a RAW file's or a caller's, see
+/* Runs a learned ISP (a network of task "isp") on a Bayer mosaic (a RAW file's or a caller's, see
  * lumos_raw_from_mosaic), normalised with its black and white levels, any
  * CFA pattern, brightened by exposure_ev stops (0: as shot; nonzero needs
  * lumos_net_takes_exposure). *out: sRGB at `bits` (8 or 16), the mosaic's
@@ -242,7 +249,8 @@ typedef enum lumos_format {
     LUMOS_FORMAT_AUTO = 0, /* from the file name's suffix */
     LUMOS_FORMAT_JPEG,
     LUMOS_FORMAT_PNG,
-    LUMOS_FORMAT_TIFF
+    LUMOS_FORMAT_TIFF,
+    LUMOS_FORMAT_EXR       /* OpenEXR: scene-linear float */
 } lumos_format;
 
 typedef struct lumos_write_options {
@@ -255,24 +263,49 @@ typedef struct lumos_write_options {
 
 LUMOS_API void lumos_write_options_init(lumos_write_options *opt);
 
-/* The format a suffix names (".jpg", ".jpeg", ".png", ".tif", ".tiff"), or AUTO. */
+/* The format a suffix names (".jpg", ".jpeg", ".png", ".tif", ".tiff",
+ * ".exr"), or AUTO. */
 LUMOS_API lumos_format lumos_format_from_path(const char *path);
 
 /* Writes img to path atomically: a temporary file in the same directory,
  * renamed into place only when complete. The profile follows img->space
- * (sRGB or linear sRGB ICC; none for camera space). JPEG needs 8 bits. */
+ * (sRGB or linear sRGB ICC; none for camera space).
+ *  - JPEG: 8-bit gray or RGB. PNG: 8/16-bit gray or RGB. Other images are
+ *    refused (LUMOS_E_ARG) before anything is written.
+ *  - TIFF: any image. 32-bit is IEEE float; a 2nd (gray) or 4th (RGB)
+ *    channel is marked as unassociated alpha, further ones as unspecified
+ *    extra samples; the ICC profile describes the gray or RGB samples.
+ *  - OpenEXR: any image, stored as 32-bit float channels (ZIP) named Y, Y A,
+ *    R G B, R G B A, or "0", "1", ... for other counts; 8/16-bit samples
+ *    become 0..1. EXR holds linear light, so an image in LUMOS_SPACE_SRGB
+ *    (transfer-encoded) is refused with LUMOS_E_ARG: develop with linear
+ *    output. Linear sRGB is tagged with sRGB's (Rec.709) chromaticities;
+ *    camera space gets none (readers then assume Rec.709). EXIF date,
+ *    exposure time, f-number and ISO go into EXR's standard attributes. */
 LUMOS_API lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const char *path,
                                          const lumos_write_options *opt);
 
-/* Reads a JPEG, PNG or TIFF (8/16 bit, gray or RGB; alpha dropped). */
+/* Reads a JPEG, PNG, TIFF or OpenEXR file (the content decides, not the name).
+ *  - JPEG, PNG: 8/16-bit gray or RGB (alpha dropped, palettes expanded).
+ *  - TIFF: 8/16-bit unsigned and 16/32/64-bit float gray or RGB keep every
+ *    sample (extra samples included); floats become 32-bit. Other kinds
+ *    (palette, CMYK, ...) become 8-bit gray or RGB.
+ *  - OpenEXR: the first part, scanline or tiled (full resolution), its data
+ *    window; every channel (HALF, FLOAT or UINT) as 32-bit float, in the
+ *    order R/Y, G, B, A, then channels named by index, then the rest by
+ *    name. Space: linear sRGB, or camera (no profile) when the file's
+ *    chromaticities are not sRGB's. */
 LUMOS_API lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out);
 
 /* --------------------------------------------------------------- convert */
 
+/* OpenEXR output needs the classical ISP with isp.linear (EXR holds
+ * scene-linear light; LUMOS_E_ARG otherwise) and is always developed at 32
+ * bits, whatever isp.bits says. PNG and JPEG take isp.bits 8/16 and 8. */
 typedef struct lumos_convert_options {
     lumos_isp_options isp;    /* the classical ISP's options; .bits for every ISP */
     lumos_write_options write;
-    lumos_isp_kind kind;      /* default LUMOS_ISP_CLASSIC */
+    const char *isp_name;     /* "classic" (the default, also NULL) or a learned ISP's name */
     const char *weights;      /* learned ISPs: a safetensors file, NULL = default */
     const lumos_net *net;     /* or a network already loaded (takes precedence) */
 } lumos_convert_options;

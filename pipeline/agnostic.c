@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "io/raw_internal.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 /* A mirror that keeps the CFA phase: -1 -> 1, n -> n - 2. */
 static int mirror(int i, int n)

@@ -1,14 +1,20 @@
 /* convert.c — lumos_convert_file: RAW file -> ISP -> upright image file. */
 #include <string.h>
 
-#include "pipeline/context.h"
+#include "core/context.h"
 
 void lumos_convert_options_init(lumos_convert_options *opt)
 {
     memset(opt, 0, sizeof *opt);
     lumos_isp_options_init(&opt->isp);
     lumos_write_options_init(&opt->write);
-    opt->kind = LUMOS_ISP_CLASSIC;
+    opt->isp_name = "classic";
+}
+
+/* NULL and "classic" name the classical ISP. */
+static int is_classic(const lumos_convert_options *opt)
+{
+    return !opt->isp_name || !strcmp(opt->isp_name, "classic");
 }
 
 lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path, const char *out_path,
@@ -20,17 +26,29 @@ lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path, const char 
     lumos_write_options wo = opt->write;
     lumos_format fmt = wo.format != LUMOS_FORMAT_AUTO ? wo.format : lumos_format_from_path(out_path);
     if (fmt == LUMOS_FORMAT_AUTO)
-        return lumos__fail(ctx, LUMOS_E_ARG, "%s: unknown output format (use .jpg, .png or .tif)",
-                           out_path);
+        return lumos__fail(ctx, LUMOS_E_ARG,
+                           "%s: unknown output format (use .jpg, .png, .tif or .exr)", out_path);
     if (fmt == LUMOS_FORMAT_JPEG && opt->isp.bits != 8)
         return lumos__fail(ctx, LUMOS_E_ARG, "%s: JPEG holds 8 bits only", out_path);
+    if (fmt == LUMOS_FORMAT_PNG && opt->isp.bits == 32)
+        return lumos__fail(ctx, LUMOS_E_ARG, "%s: PNG holds 8 or 16 bits, not 32-bit float",
+                           out_path);
+    /* Checked before any work: EXR's readers take its values as linear light. */
+    if (fmt == LUMOS_FORMAT_EXR && (!is_classic(opt) || !opt->isp.linear))
+        return lumos__fail(ctx, LUMOS_E_ARG,
+                           "%s: OpenEXR holds scene-linear light: use the classical ISP with "
+                           "linear output",
+                           out_path);
     wo.format = fmt;
+    /* EXR stores float: an integer development would only add quantisation. */
+    lumos_isp_options isp = opt->isp;
+    if (fmt == LUMOS_FORMAT_EXR) isp.bits = 32;
 
     /* A learned ISP's weights: given, or loaded (and checked) before the RAW. */
     lumos_net *loaded = NULL;
     const lumos_net *net = opt->net;
-    if (opt->kind != LUMOS_ISP_CLASSIC && !net) {
-        int rc = lumos_net_load(ctx, opt->kind, opt->weights, &loaded);
+    if (!is_classic(opt) && !net) {
+        int rc = lumos_net_load(ctx, opt->isp_name, opt->weights, &loaded);
         if (rc) return rc;
         net = loaded;
     }
@@ -41,8 +59,8 @@ lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path, const char 
         return rc;
     }
     lumos_image img = {0};
-    rc = opt->kind == LUMOS_ISP_CLASSIC ? lumos_isp_classic(ctx, raw, &opt->isp, &img)
-                                        : lumos_isp_learned(ctx, net, raw, opt->isp.exposure_ev, opt->isp.bits, &img);
+    rc = is_classic(opt) ? lumos_isp_classic(ctx, raw, &isp, &img)
+                         : lumos_isp_learned(ctx, net, raw, isp.exposure_ev, isp.bits, &img);
     if (rc == LUMOS_OK) rc = lumos_image_orient(ctx, &img, lumos_raw_get_info(raw)->orientation);
     if (rc == LUMOS_OK) {
         if (!wo.exif) wo.exif = &lumos_raw_get_info(raw)->exif;

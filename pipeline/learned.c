@@ -9,41 +9,35 @@
 #include "io/raw_internal.h"
 #include "io/weights.h"
 #include "pipeline/agnostic.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 #include "stages/learned_isp.h"
 
 struct lumos_net {
-    lumos_isp_kind kind;
+    const lumos__net_def *def;
     lumos_net_input input;
     int exposed;  /* trained with the exposure in its input (see lumos_isp_learned) */
-    float *flat;  /* isp_nets.def order */
+    float *flat;  /* its tensors.def order */
     size_t count;
 };
 
-const char *lumos_isp_name(lumos_isp_kind kind)
+const char *lumos_net_list(const char *task, int i)
 {
-    switch (kind) {
-    case LUMOS_ISP_CLASSIC: return "classic";
-    case LUMOS_ISP_EFFICIENT: return "efficient";
-    case LUMOS_ISP_ROBUST: return "robust";
-    case LUMOS_ISP_RMFA_TINY: return "rmfa-tiny";
-    default: return "unknown";
-    }
+    const lumos__net_def *def = lumos__net_of_task(task, i);
+    return def ? def->name : NULL;
 }
 
-static int is_learned(lumos_isp_kind kind)
-{
-    return kind == LUMOS_ISP_EFFICIENT || kind == LUMOS_ISP_ROBUST || kind == LUMOS_ISP_RMFA_TINY;
-}
+const char *lumos_net_name(const lumos_net *net) { return net ? net->def->name : NULL; }
+const char *lumos_net_task(const lumos_net *net) { return net ? net->def->task : NULL; }
+const lumos__net_def *lumos__net_def_of(const lumos_net *net) { return net ? net->def : NULL; }
 
-int lumos__net_from_flat(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat, size_t count,
+int lumos__net_from_flat(lumos_ctx *ctx, const lumos__net_def *def, const float *flat, size_t count,
                          lumos_net **out)
 {
     *out = NULL;
-    if (!is_learned(kind)) return lumos__fail(ctx, LUMOS_E_ARG, "not a learned ISP: %d", kind);
-    if (count != lumos__learned_weight_count(kind))
-        return lumos__fail(ctx, LUMOS_E_ARG, "%s needs %zu weights, not %zu", lumos_isp_name(kind),
-                           lumos__learned_weight_count(kind), count);
+    if (!def) return lumos__fail(ctx, LUMOS_E_ARG, "no network given");
+    if (count != lumos__net_weight_count(def))
+        return lumos__fail(ctx, LUMOS_E_ARG, "%s needs %zu weights, not %zu", def->name,
+                           lumos__net_weight_count(def), count);
     lumos_net *net = calloc(1, sizeof *net);
     float *copy = malloc(count * sizeof *copy);
     if (!net || !copy) {
@@ -52,40 +46,40 @@ int lumos__net_from_flat(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
         return lumos__fail(ctx, LUMOS_E_NOMEM, "out of memory");
     }
     memcpy(copy, flat, count * sizeof *copy);
-    net->kind = kind;
+    net->def = def;
     net->flat = copy;
     net->count = count;
     *out = net;
     return LUMOS_OK;
 }
 
-lumos_status lumos_net_load(lumos_ctx *ctx, lumos_isp_kind kind, const char *weights_path,
+lumos_status lumos_net_load(lumos_ctx *ctx, const char *name, const char *weights_path,
                             lumos_net **out)
 {
     if (!out) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_net_load: NULL argument");
     *out = NULL;
-    if (!is_learned(kind)) return lumos__fail(ctx, LUMOS_E_ARG, "not a learned ISP: %d", kind);
+    const lumos__net_def *def = lumos__net_find(name);
+    if (!def) return lumos__fail(ctx, LUMOS_E_ARG, "no network called '%s'", name ? name : "(null)");
     /* The shipped default: data/weights/NAME.safetensors, trained by
      * `lumos train` (README), under $LUMOS_DATA_DIR or the source tree. */
     char shipped[4096];
     if (!weights_path) {
         const char *dir = getenv("LUMOS_DATA_DIR");
         snprintf(shipped, sizeof shipped, "%s/weights/%s.safetensors", dir && *dir ? dir : LUMOS_DATA_DIR,
-                 lumos_isp_name(kind));
+                 def->name);
         if (access(shipped, R_OK) != 0)
             return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
-                               "no default weights for the %s ISP (%s: not found); give a "
-                               "safetensors file (--weights FILE)",
-                               lumos_isp_name(kind), shipped);
+                               "no default weights for the %s network (%s: not found)", def->name,
+                               shipped);
         weights_path = shipped;
     }
-    size_t count = lumos__learned_weight_count(kind);
+    size_t count = lumos__net_weight_count(def);
     float *flat = malloc(count * sizeof *flat);
     if (!flat) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", weights_path);
     lumos_net_input input = LUMOS_INPUT_SENSOR;
     int exposed = 0;
-    int rc = lumos__flat_from_safetensors(ctx, kind, weights_path, 1, flat, &input, &exposed);
-    if (rc == LUMOS_OK) rc = lumos__net_from_flat(ctx, kind, flat, count, out);
+    int rc = lumos__flat_from_safetensors(ctx, def, weights_path, 1, flat, &input, &exposed);
+    if (rc == LUMOS_OK) rc = lumos__net_from_flat(ctx, def, flat, count, out);
     if (rc == LUMOS_OK) {
         (*out)->input = input;
         (*out)->exposed = exposed;
@@ -114,7 +108,7 @@ void lumos__net_set_exposed(lumos_net *net, int exposed)
     if (net) net->exposed = exposed;
 }
 
-int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
+int lumos__flat_from_safetensors(lumos_ctx *ctx, const lumos__net_def *def, const char *path, int exact,
                                  float *flat, lumos_net_input *input, int *exposed)
 {
     lumos__weights *w = NULL;
@@ -137,7 +131,7 @@ int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char
     }
     const lumos__tensor_spec *t;
     size_t at = 0;
-    for (size_t i = 0; rc == LUMOS_OK && (t = lumos__learned_tensor(kind, i)); i++) {
+    for (size_t i = 0; rc == LUMOS_OK && (t = lumos__net_tensor(def, i)); i++) {
         const float *data = NULL;
         rc = lumos__weights_get(ctx, w, t->name, t->ndim, t->shape, &data);
         if (rc == LUMOS_OK) memcpy(flat + at, data, lumos__tensor_elements(t) * sizeof *flat);
@@ -146,9 +140,9 @@ int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char
     /* exact: the network's state_dict and nothing else */
     for (size_t i = 0; exact && rc == LUMOS_OK && i < lumos__weights_count(w); i++) {
         const char *name = lumos__weights_name(w, i);
-        if (lumos__learned_tensor_offset(kind, name) < 0)
-            rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: tensor '%s' is not part of the %s ISP", path,
-                             name, lumos_isp_name(kind));
+        if (lumos__net_tensor_offset(def, name) < 0)
+            rc = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: tensor '%s' is not part of the %s network",
+                             path, name, def->name);
     }
     lumos__weights_free(w);
     return rc;
@@ -189,18 +183,20 @@ static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float
                int bits, void **data, size_t *row)
 {
     if (!net || !raw) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_isp_learned: NULL argument");
+    if (strcmp(net->def->task, "isp"))
+        return lumos__fail(ctx, LUMOS_E_ARG, "%s is not an ISP network", net->def->name);
     if (!(exposure_ev >= -16 && exposure_ev <= 16))
         return lumos__fail(ctx, LUMOS_E_ARG, "exposure %g EV is out of range -16..16", exposure_ev);
     if (exposure_ev != 0 && !net->exposed)
         return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
                            "these %s weights were trained without the exposure as an input; "
                            "only 0 EV is supported",
-                           lumos_isp_name(net->kind));
+                           net->def->name);
     const lumos_raw_info *in = &raw->info;
     if (!in->is_bayer || !raw->mosaic)
         return lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
                            "the %s ISP needs a 2x2 Bayer mosaic; this sensor has none",
-                           lumos_isp_name(net->kind));
+                           net->def->name);
     const uint16_t *mosaic = raw->mosaic;
     size_t stride = raw->stride;
     uint16_t *canonical = NULL;
@@ -222,7 +218,7 @@ static int run(lumos_ctx *ctx, const lumos_net *net, const lumos_raw *raw, float
     int cfa_x, cfa_y;
     int rc = lumos__mosaic_levels(ctx, in, exposure_ev, black, scale, &cfa_x, &cfa_y);
     if (rc == LUMOS_OK)
-        rc = lumos__stage_learned(ctx, net->kind, net->flat, mosaic, in->width, in->height, stride,
+        rc = lumos__stage_learned(ctx, net->def, net->flat, mosaic, in->width, in->height, stride,
                                   cfa_x, cfa_y, black, scale, bits, data, row);
     free(canonical);
     return rc;

@@ -3,10 +3,14 @@
 #define LUMOS_PIPELINE_LEARNED_H
 
 #include "lumos.h"
+#include "stages/nets.h"
 
 /* A network from weights already in flat-buffer order (copied). */
-int lumos__net_from_flat(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat, size_t count,
+int lumos__net_from_flat(lumos_ctx *ctx, const lumos__net_def *def, const float *flat, size_t count,
                          lumos_net **out);
+
+/* The network's definition (tensors, pipelines). */
+const lumos__net_def *lumos__net_def_of(const lumos_net *net);
 
 /* The network's own float output (no clamp), interleaved RGB, *out malloc'ed
  * with rows *row_floats apart. */
@@ -17,13 +21,13 @@ int lumos__isp_learned_f32(lumos_ctx *ctx, const lumos_net *net, const lumos_raw
  * for networks made from a flat buffer, which have no metadata. */
 void lumos__net_set_exposed(lumos_net *net, int exposed);
 
-/* A safetensors file's tensors of network `kind` (any id of isp_nets.def's
- * tables) into flat (lumos__learned_weight_count floats), checking names and
+/* A safetensors file's tensors of network `def` (a registered one's, a loss
+ * network's or a test one's) into flat (lumos__net_weight_count floats), checking names and
  * shapes; exact: refuse tensors the network does not have. input (may be
  * NULL): the file's "lumos_input" metadata (none: sensor); exposed (may be
  * NULL): 1 when its "lumos_exposure" is "input" (none: 0). The file and the
  * tensor are named on failure. */
-int lumos__flat_from_safetensors(lumos_ctx *ctx, lumos_isp_kind kind, const char *path, int exact,
+int lumos__flat_from_safetensors(lumos_ctx *ctx, const lumos__net_def *def, const char *path, int exact,
                                  float *flat, lumos_net_input *input, int *exposed);
 
 /* The network's weights in flat-buffer order (*count floats), owned by net. */

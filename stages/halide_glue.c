@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/context.h"
+#include "core/context.h"
 
 static void on_halide_error(void *user_context, const char *msg)
 {
@@ -98,4 +98,17 @@ int lumos__hl_status(lumos_ctx *ctx, int rc, const char *stage)
     if (ctx && ctx->error[0] == '\0')
         lumos__fail(ctx, LUMOS_E_PIPELINE, "%s: pipeline failed (Halide error %d)", stage, rc);
     return LUMOS_E_PIPELINE;
+}
+
+void lumos__hl_buffer_cxy(halide_buffer_t *b, halide_dimension_t dim[3], const float *host, int c,
+                          int w, int h)
+{
+    memset(b, 0, sizeof *b);
+    dim[0] = (halide_dimension_t){0, c, 1, 0};
+    dim[1] = (halide_dimension_t){0, w, c, 0};
+    dim[2] = (halide_dimension_t){0, h, c * w, 0};
+    b->host = (uint8_t *)host;
+    b->type = (struct halide_type_t){halide_type_float, 32, 1};
+    b->dimensions = 3;
+    b->dim = dim;
 }

@@ -22,6 +22,10 @@ void lumos__halide_init(void);
 void lumos__hl_buffer_2d(halide_buffer_t *b, halide_dimension_t dim[2], const void *host,
                          struct halide_type_t type, int width, int height, int stride);
 
+/* A (c, x, y) float buffer over an interleaved c × w × h map, rows packed. */
+void lumos__hl_buffer_cxy(halide_buffer_t *b, halide_dimension_t dim[3], const float *host, int c,
+                          int w, int h);
+
 /* An (x, y, c) buffer over an interleaved lumos_image. */
 void lumos__hl_buffer_image(halide_buffer_t *b, halide_dimension_t dim[3], lumos_image *img);
 

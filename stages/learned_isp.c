@@ -1,108 +1,79 @@
-/* learned_isp.c — runs generators/learned_isp_generator.cpp on a mosaic.
+/* learned_isp.c — runs an ISP network's pipelines (generators/learned_isp_generator.cpp)
+ * on a mosaic.
  *
- * EfficientISP and RobustISP are one call. RMFA-Net tiny is three: two
- * statistics passes, each reduced here to the per-channel mean and maximum
- * its channel attention pools over the whole image, then the image pass. */
+ * Most networks are one call. One with global statistics (RMFA-Net tiny's
+ * channel attention: variants stats0, stats1) first runs each statistics
+ * pass, reduced here to the per-channel mean and maximum the network pools
+ * over the whole image, then the image pass. A network registered as a chain
+ * of pieces instead (variants piece0, pstats0, piece1, ..., tailK_u8: RMFA)
+ * runs on the chain runtime (stages/chain.c), each block input it pools
+ * from stored once rather than recomputed per pass. */
 #include "stages/learned_isp.h"
 
 #include <float.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lumos_efficient_f32.h"
-#include "lumos_efficient_u16.h"
-#include "lumos_efficient_u8.h"
-#include "lumos_rmfa_f32.h"
-#include "lumos_rmfa_stats0.h"
-#include "lumos_rmfa_stats1.h"
-#include "lumos_rmfa_u16.h"
-#include "lumos_rmfa_u8.h"
-#include "lumos_robust_f32.h"
-#include "lumos_robust_u16.h"
-#include "lumos_robust_u8.h"
-#include "pipeline/context.h"
+#include "core/context.h"
+#include "stages/chain.h"
 #include "stages/halide_glue.h"
-
-enum {
-    NET_efficient = LUMOS_ISP_EFFICIENT,
-    NET_robust = LUMOS_ISP_ROBUST,
-    NET_rmfa = LUMOS_ISP_RMFA_TINY,
-    NET_layer_zoo = -1, /* test-only: tests/test_layers.c */
-    NET_grad_conv = -2, /* test-only: tests/test_grads.c */
-    NET_grad_conv_s2 = -3,
-    NET_mobilenet = LUMOS__NET_MOBILENET,
-    NET_disc_texture_early = LUMOS__NET_DISC_TEXTURE_EARLY,
-    NET_disc_texture_deep = LUMOS__NET_DISC_TEXTURE_DEEP,
-    NET_disc_colour = LUMOS__NET_DISC_COLOUR,
-    NET_vgg19 = LUMOS__NET_VGG19
-};
-
-static const struct {
-    int net;
-    lumos__tensor_spec spec;
-} tensors[] = {
-#define LUMOS_TENSOR(net, name, d0, d1, d2, d3)                                      \
-    {NET_##net, {name, (d0 > 0) + (d1 > 0) + (d2 > 0) + (d3 > 0), {d0, d1, d2, d3}}},
-#include "generators/isp_nets.def"
-#undef LUMOS_TENSOR
-};
-
-const lumos__tensor_spec *lumos__learned_tensor(lumos_isp_kind kind, size_t i)
-{
-    for (size_t k = 0; k < sizeof tensors / sizeof tensors[0]; k++)
-        if (tensors[k].net == (int)kind && i-- == 0) return &tensors[k].spec;
-    return NULL;
-}
-
-size_t lumos__tensor_elements(const lumos__tensor_spec *t)
-{
-    size_t e = 1;
-    for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
-    return e;
-}
-
-ptrdiff_t lumos__learned_tensor_offset(lumos_isp_kind kind, const char *name)
-{
-    size_t at = 0;
-    const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
-        if (!strcmp(t->name, name)) return (ptrdiff_t)at;
-        at += lumos__tensor_elements(t);
-    }
-    return -1;
-}
-
-size_t lumos__learned_weight_count(lumos_isp_kind kind)
-{
-    size_t n = 0;
-    const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) n += lumos__tensor_elements(t);
-    return n;
-}
 
 typedef int (*net_fn)(void const *, struct halide_buffer_t *, int32_t, int32_t,
                       struct halide_buffer_t *, struct halide_buffer_t *,
                       struct halide_buffer_t *, struct halide_buffer_t *,
                       struct halide_buffer_t *);
 
-static net_fn image_pass(lumos_isp_kind kind, int bits)
+static net_fn image_pass(const lumos__net_def *net, int bits)
 {
-    static const net_fn table[3][3] = {
-        {lumos_efficient_u8, lumos_efficient_u16, lumos_efficient_f32},
-        {lumos_robust_u8, lumos_robust_u16, lumos_robust_f32},
-        {lumos_rmfa_u8, lumos_rmfa_u16, lumos_rmfa_f32},
-    };
-    return table[kind - LUMOS_ISP_EFFICIENT][bits == 8 ? 0 : bits == 16 ? 1 : 2];
+    return (net_fn)lumos__net_pipeline(net, bits == 8 ? "u8" : bits == 16 ? "u16" : "f32");
+}
+
+/* The pipeline of statistics pass `pass`, NULL when the network has none. */
+static net_fn statistics_pass(const lumos__net_def *net, int pass)
+{
+    char variant[16];
+    snprintf(variant, sizeof variant, "stats%d", pass);
+    return (net_fn)lumos__net_pipeline(net, variant);
+}
+
+/* A piece of a chain (learned_isp_piece): the arguments above, then the
+ * stored state it starts from. */
+typedef int (*piece_fn)(void const *, struct halide_buffer_t *, int32_t, int32_t,
+                        struct halide_buffer_t *, struct halide_buffer_t *,
+                        struct halide_buffer_t *, struct halide_buffer_t *,
+                        struct halide_buffer_t *, struct halide_buffer_t *);
+
+/* The chain's pieces: the statistics points (pieces pieceK before the
+ * tail), 0 when the network is not a chain. */
+static int chain_points(const lumos__net_def *net)
+{
+    char variant[16];
+    int k = 0;
+    for (;; k++) {
+        snprintf(variant, sizeof variant, "piece%d", k);
+        if (!lumos__net_pipeline(net, variant)) return k;
+    }
+}
+
+/* The chain's tail for `bits` (float state; the half-float one goes with it). */
+static lumos__pipeline_fn chain_tail_fn(const lumos__net_def *net, int points, int bits)
+{
+    char variant[24];
+    snprintf(variant, sizeof variant, "tail%d_%s", points - 1,
+             bits == 8 ? "u8" : bits == 16 ? "u16" : "f32");
+    return lumos__net_pipeline(net, variant);
 }
 
 /* The generator's output tiles (kTileW × kTileH), RMFA's statistics' too. */
-enum { TILE_W = 256, TILE_H = 128, CHANNELS = 16 };
+/* The statistics' channels: every pooled map has 16 so far (RMFA-Net tiny's). */
+enum { TILE_W = 256, TILE_H = 128, CHANNELS = 16, MAX_STAT_PASSES = 2 };
 
 typedef struct {
     halide_buffer_t raw, black, scale, weights, stats;
     halide_dimension_t raw_d[2], black_d[2], scale_d[2], weights_d[1], stats_d[3];
-    float stats_data[CHANNELS * 2 * 2]; /* (channel, mean|max, block) */
+    float stats_data[CHANNELS * 2 * MAX_STAT_PASSES]; /* (channel, mean|max, pass) */
 } inputs;
 
 static void bind_inputs(inputs *in, const float *flat, size_t nflat, const uint16_t *mosaic,
@@ -123,7 +94,7 @@ static void bind_inputs(inputs *in, const float *flat, size_t nflat, const uint1
     in->weights.dim = in->weights_d;
     memset(in->stats_data, 0, sizeof in->stats_data);
     memset(&in->stats, 0, sizeof in->stats);
-    const int32_t extents[3] = {CHANNELS, 2, 2}, strides[3] = {1, CHANNELS, 2 * CHANNELS};
+    const int32_t extents[3] = {CHANNELS, 2, MAX_STAT_PASSES}, strides[3] = {1, CHANNELS, 2 * CHANNELS};
     for (int d = 0; d < 3; d++) {
         in->stats_d[d] = (halide_dimension_t){0, extents[d], strides[d], 0};
     }
@@ -133,14 +104,14 @@ static void bind_inputs(inputs *in, const float *flat, size_t nflat, const uint1
     in->stats.dim = in->stats_d;
 }
 
-/* One RMFA statistics pass: fills block `pass`'s mean and maximum. */
-static int rmfa_statistics(lumos_ctx *ctx, inputs *in, int pass, int cfa_x, int cfa_y, int width,
-                           int height)
+/* One statistics pass: fills point `pass`'s mean and maximum. */
+static int statistics(lumos_ctx *ctx, net_fn fn, inputs *in, int pass, int cfa_x, int cfa_y,
+                      int width, int height)
 {
     int fw = width + cfa_x, fh = height + cfa_y; /* the network's domain */
     int tx = lumos__round_up(fw, TILE_W) / TILE_W, ty = lumos__round_up(fh, TILE_H) / TILE_H;
     float *partial = malloc((size_t)2 * CHANNELS * tx * ty * sizeof *partial);
-    if (!partial) return lumos__fail(ctx, LUMOS_E_NOMEM, "RMFA statistics: out of memory");
+    if (!partial) return lumos__fail(ctx, LUMOS_E_NOMEM, "statistics pass: out of memory");
     const struct halide_type_t f32 = {halide_type_float, 32, 1};
     halide_buffer_t out = {0};
     halide_dimension_t d[3] = {{0, 2 * CHANNELS, 1, 0}, {0, tx, 2 * CHANNELS, 0},
@@ -149,10 +120,9 @@ static int rmfa_statistics(lumos_ctx *ctx, inputs *in, int pass, int cfa_x, int 
     out.type = f32;
     out.dimensions = 3;
     out.dim = d;
-    net_fn fn = pass == 0 ? lumos_rmfa_stats0 : lumos_rmfa_stats1;
     lumos__clear_error(ctx);
     int rc = fn(ctx, &in->raw, cfa_x, cfa_y, &in->black, &in->scale, &in->weights, &in->stats, &out);
-    rc = lumos__hl_status(ctx, rc, "RMFA statistics");
+    rc = lumos__hl_status(ctx, rc, "statistics pass");
     if (rc == LUMOS_OK) {
         for (int c = 0; c < CHANNELS; c++) {
             double sum = 0;
@@ -170,15 +140,117 @@ static int rmfa_statistics(lumos_ctx *ctx, inputs *in, int pass, int cfa_x, int 
     return rc;
 }
 
-int lumos__stage_learned(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
+/* ---------------------------------------------------------------- chains */
+
+/* The chain's state: RMFA's block input and fused features (32 channels).
+ * Rows of it a piece reads above and below its band: RMFA's block reaches
+ * about 25 (its ½ and ¼ pyramid, the fusion and the 7×7 spatial
+ * attention), declared with margin. Bands: one tile row (two bands of
+ * memory beside the store). The state is stored as half floats when it
+ * would take over STATE_FLOAT_MAX bytes as floats (≈ 2 MP): 12 MP take
+ * 768 MiB instead of 1.5 GiB. */
+enum { STATE_CHANNELS = 32, CHAIN_APRON = 64, CHAIN_BAND = TILE_H };
+#define STATE_FLOAT_MAX ((size_t)256 << 20)
+
+typedef struct {
+    lumos_ctx *ctx;
+    const lumos__net_def *net;
+    inputs *in;
+    int cfa_x, cfa_y, cap_w, cap_h, half;
+    halide_buffer_t *image; /* the tail's output */
+    int bits;
+} chain_job;
+
+/* A state's rows [y0, y0 + rows) over host (row y0): (c, x, y), c innermost. */
+static void state_buffer(halide_buffer_t *b, halide_dimension_t d[3], const void *host, int half,
+                         int cap_w, int y0, int rows)
+{
+    memset(b, 0, sizeof *b);
+    d[0] = (halide_dimension_t){0, STATE_CHANNELS, 1, 0};
+    d[1] = (halide_dimension_t){0, cap_w, STATE_CHANNELS, 0};
+    d[2] = (halide_dimension_t){y0, rows, STATE_CHANNELS * cap_w, 0};
+    b->host = (uint8_t *)host;
+    b->type = (struct halide_type_t){halide_type_float, half ? 16 : 32, 1};
+    b->dimensions = 3;
+    b->dim = d;
+}
+
+static int chain_call(chain_job *j, const char *kind, int k, int bits, const void *store,
+                      halide_buffer_t *out)
+{
+    static const float none[STATE_CHANNELS]; /* piece 0 reads no state */
+    char variant[24];
+    snprintf(variant, sizeof variant, "%s%s%d%s", j->half ? "h" : "", kind, k,
+             bits == 8 ? "_u8" : bits == 16 ? "_u16" : bits == 32 ? "_f32" : "");
+    piece_fn fn = (piece_fn)lumos__net_pipeline(j->net, variant);
+    if (!fn) return lumos__fail(j->ctx, LUMOS_E_UNSUPPORTED, "%s: no %s pipeline", j->net->name, variant);
+    halide_buffer_t xin;
+    halide_dimension_t xd[3];
+    if (store) state_buffer(&xin, xd, store, j->half, j->cap_w, 0, j->cap_h);
+    else state_buffer(&xin, xd, none, j->half, 1, 0, 1);
+    lumos__clear_error(j->ctx);
+    int rc = fn(j->ctx, &j->in->raw, j->cfa_x, j->cfa_y, &j->in->black, &j->in->scale,
+                &j->in->weights, &j->in->stats, &xin, out);
+    return lumos__hl_status(j->ctx, rc, variant);
+}
+
+static int chain_piece(void *user, int k, const void *store, int y0, int rows, void *dst)
+{
+    chain_job *j = user;
+    halide_buffer_t out;
+    halide_dimension_t d[3];
+    state_buffer(&out, d, dst, j->half, j->cap_w, y0, rows);
+    return chain_call(j, "piece", k, 0, k ? store : NULL, &out);
+}
+
+static int chain_statistics(void *user, int k, const void *store, float *partial, int *tiles)
+{
+    chain_job *j = user;
+    int tx = j->cap_w / TILE_W, ty = j->cap_h / TILE_H;
+    halide_buffer_t out = {0};
+    halide_dimension_t d[3] = {{0, 2 * CHANNELS, 1, 0}, {0, tx, 2 * CHANNELS, 0},
+                               {0, ty, 2 * CHANNELS * tx, 0}};
+    out.host = (uint8_t *)partial;
+    out.type = (struct halide_type_t){halide_type_float, 32, 1};
+    out.dimensions = 3;
+    out.dim = d;
+    *tiles = tx * ty;
+    return chain_call(j, "pstats", k, 0, store, &out);
+}
+
+static int chain_tail(void *user, const void *store)
+{
+    chain_job *j = user;
+    return chain_call(j, "tail", chain_points(j->net) - 1, j->bits, store, j->image);
+}
+
+static int run_chain(lumos_ctx *ctx, const lumos__net_def *net, inputs *in, int points, int cfa_x,
+                     int cfa_y, int width, int height, int bits, halide_buffer_t *image)
+{
+    if (points > MAX_STAT_PASSES)
+        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: too many statistics points", net->name);
+    int fw = width + cfa_x, fh = height + cfa_y; /* the network's domain */
+    chain_job j = {ctx, net, in, cfa_x, cfa_y, lumos__round_up(fw, TILE_W),
+                   lumos__round_up(fh, TILE_H), 0, image, bits};
+    size_t float_bytes = (size_t)j.cap_w * (size_t)j.cap_h * STATE_CHANNELS * sizeof(float);
+    j.half = lumos__chain_half_override ? lumos__chain_half_override > 0 : float_bytes > STATE_FLOAT_MAX;
+    lumos__chain ch = {points, STATE_CHANNELS, j.half ? 2 : 4, CHANNELS, fw, fh, j.cap_w, j.cap_h,
+                       CHAIN_BAND, CHAIN_APRON, chain_piece, chain_statistics,
+                       (j.cap_w / TILE_W) * (j.cap_h / TILE_H), chain_tail, &j};
+    return lumos__chain_run(ctx, &ch, in->stats_data);
+}
+
+int lumos__stage_learned(lumos_ctx *ctx, const lumos__net_def *net, const float *flat,
                          const uint16_t *mosaic, int width, int height, size_t stride, int cfa_x,
                          int cfa_y, const float black[4], const float scale[4], int bits,
                          void **data, size_t *row_stride)
 {
     lumos__halide_init();
     *data = NULL;
-    if (kind < LUMOS_ISP_EFFICIENT || kind > LUMOS_ISP_RMFA_TINY || (bits != 8 && bits != 16 && bits != 32) ||
-        width < 1 || height < 1 || stride % 2)
+    const int points = net ? chain_points(net) : 0;
+    if (!net || strcmp(net->task, "isp") ||
+        !(points ? chain_tail_fn(net, points, bits) != NULL : image_pass(net, bits) != NULL) ||
+        (bits != 8 && bits != 16 && bits != 32) || width < 1 || height < 1 || stride % 2)
         return lumos__fail(ctx, LUMOS_E_ARG, "learned ISP: bad arguments");
 
     /* A 1-pixel side has nothing to mirror: repeat it once. */
@@ -199,12 +271,14 @@ int lumos__stage_learned(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
     }
 
     inputs in;
-    bind_inputs(&in, flat, lumos__learned_weight_count(kind), mosaic, rw, rh, (int)(stride / 2),
+    bind_inputs(&in, flat, lumos__net_weight_count(net), mosaic, rw, rh, (int)(stride / 2),
                 black, scale);
     int rc = LUMOS_OK;
-    if (kind == LUMOS_ISP_RMFA_TINY)
-        for (int pass = 0; pass < 2 && rc == LUMOS_OK; pass++)
-            rc = rmfa_statistics(ctx, &in, pass, cfa_x, cfa_y, rw, rh);
+    net_fn pass_fn;
+    for (int pass = 0; rc == LUMOS_OK && !points && (pass_fn = statistics_pass(net, pass)); pass++)
+        rc = pass < MAX_STAT_PASSES
+                 ? statistics(ctx, pass_fn, &in, pass, cfa_x, cfa_y, rw, rh)
+                 : lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: too many statistics passes", net->name);
 
     /* Output capacity rounded up to whole tiles (the schedule's RoundUp). */
     int cap_w = lumos__round_up(width, TILE_W), cap_h = lumos__round_up(height, TILE_H);
@@ -221,10 +295,14 @@ int lumos__stage_learned(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
                                           (uint8_t)bits, 1};
         out.dimensions = 3;
         out.dim = d;
-        lumos__clear_error(ctx);
-        rc = image_pass(kind, bits)(ctx, &in.raw, cfa_x, cfa_y, &in.black, &in.scale, &in.weights,
-                                    &in.stats, &out);
-        rc = lumos__hl_status(ctx, rc, lumos_isp_name(kind));
+        if (points) {
+            rc = run_chain(ctx, net, &in, points, cfa_x, cfa_y, rw, rh, bits, &out);
+        } else {
+            lumos__clear_error(ctx);
+            rc = image_pass(net, bits)(ctx, &in.raw, cfa_x, cfa_y, &in.black, &in.scale,
+                                       &in.weights, &in.stats, &out);
+            rc = lumos__hl_status(ctx, rc, net->name);
+        }
     }
     free(grown);
     if (rc != LUMOS_OK) {

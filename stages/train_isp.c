@@ -1,14 +1,10 @@
-/* train_isp.c — binds the isp_grad pipelines (generators/train_generator.cpp). */
+/* train_isp.c — binds an ISP network's isp_grad pipeline (generators/train_generator.cpp). */
 #include "stages/train_isp.h"
 
 #include <string.h>
 
-#include "lumos_grad_efficient.h"
-#include "lumos_grad_rmfa.h"
-#include "lumos_grad_robust.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 #include "stages/halide_glue.h"
-#include "stages/learned_isp.h"
 
 typedef int (*grad_fn)(void const *, struct halide_buffer_t *, int32_t, int32_t,
                        struct halide_buffer_t *, struct halide_buffer_t *,
@@ -25,27 +21,22 @@ static void buffer_1d(halide_buffer_t *b, halide_dimension_t *d, const float *ho
     b->dim = d;
 }
 
-int lumos__stage_learned_backward(lumos_ctx *ctx, lumos_isp_kind kind, const float *flat,
+int lumos__stage_learned_backward(lumos_ctx *ctx, const lumos__net_def *net, const float *flat,
                                   const uint16_t *mosaic, int width, int height, size_t stride,
                                   int cfa_x, int cfa_y, const float black[4], const float scale[4],
                                   const float *grad_out, float *grad_flat)
 {
     lumos__halide_init();
-    grad_fn fn = kind == LUMOS_ISP_EFFICIENT ? lumos_grad_efficient
-                 : kind == LUMOS_ISP_ROBUST  ? lumos_grad_robust
-                 : kind == LUMOS_ISP_RMFA_TINY ? lumos_grad_rmfa
-                                               : NULL;
-    if (kind < LUMOS_ISP_EFFICIENT || kind > LUMOS_ISP_RMFA_TINY || width < 2 || height < 2 ||
-        stride % 2 || (cfa_x | cfa_y) & ~1)
+    if (!net || strcmp(net->task, "isp") || width < 2 || height < 2 || stride % 2 ||
+        (cfa_x | cfa_y) & ~1)
         return lumos__fail(ctx, LUMOS_E_ARG, "learned ISP gradient: bad arguments");
-    if (!fn)
-        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: no gradient pipeline yet",
-                           lumos_isp_name(kind));
+    grad_fn fn = (grad_fn)net->backward;
+    if (!fn) return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: no gradient pipeline", net->name);
 
     const struct halide_type_t u16 = {halide_type_uint, 16, 1}, f32 = {halide_type_float, 32, 1};
     halide_buffer_t raw, bl, sc, w, g, gw;
     halide_dimension_t raw_d[2], bl_d[2], sc_d[2], w_d, g_d[3], gw_d;
-    const int n = (int)lumos__learned_weight_count(kind);
+    const int n = (int)lumos__net_weight_count(net);
     lumos__hl_buffer_2d(&raw, raw_d, mosaic, u16, width, height, (int)(stride / 2));
     lumos__hl_buffer_2d(&bl, bl_d, black, f32, 2, 2, 2);
     lumos__hl_buffer_2d(&sc, sc_d, scale, f32, 2, 2, 2);

@@ -1,5 +1,5 @@
 /* train_losses.c — the feature-space losses, chained from the pieces of
- * generators/loss_generator.cpp: preprocessing, the twelve MobileNetV2
+ * generators/losses/loss_generator.cpp: preprocessing, the twelve MobileNetV2
  * blocks and the five VGG-19 stages (forward, and backward from each
  * piece's input and output gradient), the discriminators. Activations are
  * kept per piece, so a backward pass re-runs only each piece's own
@@ -59,9 +59,8 @@
 #include "lumos_vgg19_s3_fwd.h"
 #include "lumos_vgg19_s4_bwd.h"
 #include "lumos_vgg19_s4_fwd.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 #include "stages/halide_glue.h"
-#include "stages/learned_isp.h"
 
 enum { BLOCKS = 12, TAP_EARLY = 1, TAP_DEEP = 7, TAP_LAST = 11, VGG_STAGES = 5 };
 enum { MAX_PIECES = BLOCKS }; /* of any feature network */
@@ -130,18 +129,6 @@ int lumos__feature_size(int n, int deep)
     return n;
 }
 
-static void buf(halide_buffer_t *b, halide_dimension_t d[3], const float *host, int c, int w, int h)
-{
-    memset(b, 0, sizeof *b);
-    d[0] = (halide_dimension_t){0, c, 1, 0};
-    d[1] = (halide_dimension_t){0, w, c, 0};
-    d[2] = (halide_dimension_t){0, h, c * w, 0};
-    b->host = (uint8_t *)host;
-    b->type = (struct halide_type_t){halide_type_float, 32, 1};
-    b->dimensions = 3;
-    b->dim = d;
-}
-
 static void flat(halide_buffer_t *b, halide_dimension_t *d, const float *host, int n)
 {
     memset(b, 0, sizeof *b);
@@ -152,7 +139,23 @@ static void flat(halide_buffer_t *b, halide_dimension_t *d, const float *host, i
     b->dim = d;
 }
 
-static int count(int net) { return (int)lumos__learned_weight_count((lumos_isp_kind)net); }
+static const lumos__tensor_entry loss_tensors[] = {
+#define LUMOS_TENSOR LUMOS__TENSOR_ENTRY
+#include "generators/losses/tensors.def"
+#undef LUMOS_TENSOR
+};
+
+const lumos__net_def *lumos__loss_net(int id)
+{
+#define LOSS_NET(name) {name, "loss", name, loss_tensors, sizeof loss_tensors / sizeof *loss_tensors, NULL, NULL}
+    static const lumos__net_def nets[] = {LOSS_NET("mobilenet"), LOSS_NET("vgg19"),
+                                          LOSS_NET("disc_texture_early"),
+                                          LOSS_NET("disc_texture_deep"), LOSS_NET("disc_colour")};
+#undef LOSS_NET
+    return id >= 0 && id < (int)(sizeof nets / sizeof nets[0]) ? &nets[id] : NULL;
+}
+
+static int count(int net) { return (int)lumos__net_weight_count(lumos__loss_net(net)); }
 
 static int check(lumos_ctx *ctx, int width, int height, const char *what)
 {
@@ -179,9 +182,9 @@ static int preprocess(lumos_ctx *ctx, pre_fn fn, const float *image, const float
 {
     halide_buffer_t bi, bg, br;
     halide_dimension_t di[3], dg[3], dr[3];
-    buf(&bi, di, image, 3, w, h);
-    buf(&bg, dg, grad ? grad : image, 3, w, h);
-    buf(&br, dr, result, 3, w, h);
+    lumos__hl_buffer_cxy(&bi, di, image, 3, w, h);
+    lumos__hl_buffer_cxy(&bg, dg, grad ? grad : image, 3, w, h);
+    lumos__hl_buffer_cxy(&br, dr, result, 3, w, h);
     return lumos__hl_status(ctx, fn(ctx, &bi, &bg, &br), "loss preprocessing");
 }
 
@@ -216,8 +219,8 @@ static int features_forward(lumos_ctx *ctx, const feature_net *net, const float 
         if (rc) return rc;
         halide_buffer_t bi, bo;
         halide_dimension_t di[3], dout[3];
-        buf(&bi, di, in->data, in->c, in->w, in->h);
-        buf(&bo, dout, r->act[i + 1].data, r->act[i + 1].c, r->act[i + 1].w, r->act[i + 1].h);
+        lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
+        lumos__hl_buffer_cxy(&bo, dout, r->act[i + 1].data, r->act[i + 1].c, r->act[i + 1].w, r->act[i + 1].h);
         rc = lumos__hl_status(ctx, net->fwd[i](ctx, &bi, &bw, &bo, &bo), net->what);
         if (rc) return rc;
     }
@@ -250,9 +253,9 @@ static int features_backward(lumos_ctx *ctx, const float *weights, const feature
         if (rc) break;
         halide_buffer_t bi, bg, bo;
         halide_dimension_t di[3], dg[3], dout[3];
-        buf(&bi, di, in->data, in->c, in->w, in->h);
-        buf(&bg, dg, g.data, g.c, g.w, g.h);
-        buf(&bo, dout, gin.data, gin.c, gin.w, gin.h);
+        lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
+        lumos__hl_buffer_cxy(&bg, dg, g.data, g.c, g.w, g.h);
+        lumos__hl_buffer_cxy(&bo, dout, gin.data, gin.c, gin.w, gin.h);
         rc = lumos__hl_status(ctx, net->bwd[i](ctx, &bi, &bw, &bg, &bo), net->what_grad);
         free(g.data);
         g = gin;
@@ -309,15 +312,15 @@ static int discriminate(lumos_ctx *ctx, int net, enum disc_mode mode, const floa
     const int n_state = mode == DISC_G ? 1 : (int)lumos__disc_state_size(net, in->w, in->h);
     halide_buffer_t bi, bd, bsi, bw, bs, bg, bp, bso;
     halide_dimension_t di[3], dd[3], dsi, dw, ds, dg[3], dp[3], dso;
-    buf(&bi, di, in->data, in->c, in->w, in->h);
-    if (mode == DISC_R) buf(&bd, dd, dir, in->c, in->w, in->h);
-    else buf(&bd, dd, no_dir, in->c, 1, 1);
+    lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
+    if (mode == DISC_R) lumos__hl_buffer_cxy(&bd, dd, dir, in->c, in->w, in->h);
+    else lumos__hl_buffer_cxy(&bd, dd, no_dir, in->c, 1, 1);
     flat(&bsi, &dsi, mode == DISC_R ? state : unused, mode == DISC_R ? n_state : 1);
     flat(&bw, &dw, weights, count(net));
     flat(&bs, &ds, mode == DISC_R ? unused : score, 1);
-    if (mode == DISC_R) buf(&bg, dg, no_grad_in, in->c, 1, 1); /* no dD/d(map) */
-    else buf(&bg, dg, grad_in, in->c, in->w, in->h);
-    buf(&bp, dp, mode == DISC_R ? params : unused, mode == DISC_R ? count(net) : 1, 1, 1);
+    if (mode == DISC_R) lumos__hl_buffer_cxy(&bg, dg, no_grad_in, in->c, 1, 1); /* no dD/d(map) */
+    else lumos__hl_buffer_cxy(&bg, dg, grad_in, in->c, in->w, in->h);
+    lumos__hl_buffer_cxy(&bp, dp, mode == DISC_R ? params : unused, mode == DISC_R ? count(net) : 1, 1, 1);
     flat(&bso, &dso, mode == DISC_P ? state : unused, mode == DISC_P ? n_state : 1);
     return lumos__hl_status(ctx, disc_pipeline(net, mode)(ctx, &bi, &bd, &bsi, &bw, alpha, beta, &bs,
                                                           &bg, &bp, &bso),

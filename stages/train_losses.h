@@ -1,9 +1,9 @@
 /* train_losses.h — the feature-space loss pipelines of unpaired training
- * (generators/loss_generator.cpp) bound to plain float images.
+ * (generators/losses/loss_generator.cpp) bound to plain float images.
  *
  * Images are width×height×3 floats, interleaved, rows packed. Feature maps
  * are (channels, fw, fh) interleaved likewise, at the sizes of
- * lumos__feature_size. Weights are flat buffers in isp_nets.def order:
+ * lumos__feature_size. Weights are flat buffers in generators/losses/tensors.def order:
  * `features` the MobileNetV2 (LUMOS__NET_MOBILENET), `content_vgg` a VGG-19
  * (LUMOS__NET_VGG19), the discriminators LUMOS__NET_DISC_TEXTURE_EARLY,
  * _DEEP and _COLOUR. All need AVX2 + FMA (LUMOS_E_UNSUPPORTED otherwise). */
@@ -11,6 +11,18 @@
 #define LUMOS_STAGE_TRAIN_LOSSES_H
 
 #include "lumos.h"
+#include "stages/nets.h"
+
+/* The loss networks of training (generators/losses/): the frozen feature
+ * networks and the discriminators. They are in no production table. */
+enum {
+    LUMOS__NET_MOBILENET,
+    LUMOS__NET_VGG19,
+    LUMOS__NET_DISC_TEXTURE_EARLY,
+    LUMOS__NET_DISC_TEXTURE_DEEP,
+    LUMOS__NET_DISC_COLOUR
+};
+const lumos__net_def *lumos__loss_net(int id);
 
 enum {
     LUMOS__TAP_EARLY_CHANNELS = 16, /* features[1], 1/2 resolution */

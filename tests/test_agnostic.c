@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_nets.h"
 #include "io/raw_internal.h"
 #include "io/weights.h"
 #include "lumos.h"
@@ -189,8 +190,8 @@ static void dark_noise_unbiased(lumos_ctx *ctx)
 
 static void weights_mode(lumos_ctx *ctx)
 {
-    const lumos_isp_kind kind = LUMOS_ISP_EFFICIENT;
-    const size_t n = lumos__learned_weight_count(kind);
+    const lumos__net_def *kind = net_named("efficient");
+    const size_t n = lumos__net_weight_count(kind);
     float *flat = malloc(n * sizeof *flat);
     uint64_t rng = 3;
     lumos__train_init_weights(ctx, kind, &rng, flat);
@@ -204,7 +205,7 @@ static void weights_mode(lumos_ctx *ctx)
     lumos__weights_entry e[16];
     const lumos__tensor_spec *t;
     size_t count = 0, at = 0;
-    for (; (t = lumos__learned_tensor(kind, count)); count++) {
+    for (; (t = lumos__net_tensor(kind, count)); count++) {
         e[count] = (lumos__weights_entry){t->name, t->ndim, t->shape, flat + at};
         at += lumos__tensor_elements(t);
     }
@@ -213,13 +214,13 @@ static void weights_mode(lumos_ctx *ctx)
     CHECK(lumos__weights_write(ctx, bogus, e, count, meta) == 0, "%s", lumos_last_error(ctx));
 
     lumos_net *a = NULL, *s = NULL, *b = NULL;
-    CHECK(lumos_net_load(ctx, kind, agnostic, &a) == LUMOS_OK, "%s", lumos_last_error(ctx));
-    CHECK(lumos_net_load(ctx, kind, sensor, &s) == LUMOS_OK, "%s", lumos_last_error(ctx));
+    CHECK(lumos_net_load(ctx, kind->name, agnostic, &a) == LUMOS_OK, "%s", lumos_last_error(ctx));
+    CHECK(lumos_net_load(ctx, kind->name, sensor, &s) == LUMOS_OK, "%s", lumos_last_error(ctx));
     CHECK(a && lumos_net_get_input(a) == LUMOS_INPUT_AGNOSTIC, "agnostic weights load as sensor");
     CHECK(s && lumos_net_get_input(s) == LUMOS_INPUT_SENSOR, "no metadata is not sensor");
     CHECK(a && lumos_net_takes_exposure(a), "trained weights must say they take the exposure");
     CHECK(s && !lumos_net_takes_exposure(s), "no metadata: no exposure");
-    CHECK(lumos_net_load(ctx, kind, bogus, &b) == LUMOS_E_FORMAT, "unknown lumos_input accepted");
+    CHECK(lumos_net_load(ctx, kind->name, bogus, &b) == LUMOS_E_FORMAT, "unknown lumos_input accepted");
     CHECK(strstr(lumos_last_error(ctx), bogus) && strstr(lumos_last_error(ctx), "infrared"),
           "message: %s", lumos_last_error(ctx));
     if (a && s) {

@@ -17,11 +17,12 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_nets.h"
 #include "lumos_conv_backward_s1.h"
 #include "lumos_conv_backward_s2.h"
 #include "ref/isp_nets_ref.h"
 #include "stages/learned_isp.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 #include "stages/halide_glue.h"
 #include "stages/train_isp.h"
 
@@ -139,14 +140,14 @@ static void check_stride(lumos_ctx *ctx, int s, int W, int H)
 /* ------------------------------------------------- the learned ISPs */
 
 typedef struct {
-    lumos_isp_kind kind;
+    const lumos__net_def *kind;
     const float *flat;
 } flat_weights;
 
 static const float *lookup(void *user, const char *name)
 {
     flat_weights *fw = user;
-    ptrdiff_t at = lumos__learned_tensor_offset(fw->kind, name);
+    ptrdiff_t at = lumos__net_tensor_offset(fw->kind, name);
     return at < 0 ? NULL : fw->flat + at;
 }
 
@@ -154,13 +155,13 @@ static const float *lookup(void *user, const char *name)
 static int EW, EH;
 static const float eblack[4] = {64, 60, 66, 62}, ewhite = 1023;
 
-static ref_net ref_of(lumos_isp_kind kind)
+static ref_net ref_of(const lumos__net_def *kind)
 {
-    return kind == LUMOS_ISP_EFFICIENT ? REF_EFFICIENT : kind == LUMOS_ISP_ROBUST ? REF_ROBUST : REF_RMFA_TINY;
+    return kind == net_named("efficient") ? REF_EFFICIENT : kind == net_named("robust") ? REF_ROBUST : REF_RMFA_TINY;
 }
 
 /* L = Σ gout · net(mosaic) through the C reference. */
-static double ref_loss(lumos_isp_kind kind, const float *flat, const uint16_t *m, const float *gout,
+static double ref_loss(const lumos__net_def *kind, const float *flat, const uint16_t *m, const float *gout,
                        float *scratch)
 {
     flat_weights fw = {kind, flat};
@@ -174,7 +175,7 @@ static double ref_loss(lumos_isp_kind kind, const float *flat, const uint16_t *m
 
 /* PyTorch autograd (float64) of the same L through our modules
  * (tests/torch/isp_nets.py), the state_dict filled from the flat buffer in
- * its own order (isp_nets.def's). */
+ * its own order (its tensors.def's). */
 static int torch_grads(const char *python, const char *script, const char *net, const float *flat,
                        size_t n, const uint16_t *m, const float *gout, float *out)
 {
@@ -219,17 +220,17 @@ static int torch_grads(const char *python, const char *script, const char *net, 
  * on a sample of parameters and against PyTorch autograd on all of them.
  * `gain` scales the random init: at PyTorch's default RMFA's attention
  * barely shows. */
-static void check_net(lumos_ctx *ctx, lumos_isp_kind kind, const char *torch_name, float gain,
+static void check_net(lumos_ctx *ctx, const lumos__net_def *kind, const char *torch_name, float gain,
                       int width, int height, const char *python, const char *script)
 {
     EW = width;
     EH = height;
-    const char *label = lumos_isp_name(kind);
-    size_t n = lumos__learned_weight_count(kind);
+    const char *label = kind->name;
+    size_t n = lumos__net_weight_count(kind);
     float *flat = malloc(n * 4), *grads = malloc(n * 4), *tgrads = malloc(n * 4);
     size_t at = 0;
     const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
+    for (size_t i = 0; (t = lumos__net_tensor(kind, i)); i++) {
         size_t e = lumos__tensor_elements(t);
         float bound = t->ndim > 1 ? gain / sqrtf((float)(t->shape[1] * t->shape[2] * t->shape[3]))
                                   : 0.2f;
@@ -304,11 +305,11 @@ int main(int argc, char **argv)
     check_stride(ctx, 2, 13, 9);
     check_stride(ctx, 2, 16, 10);
     const char *python = argc > 2 ? argv[1] : NULL, *script = argc > 2 ? argv[2] : NULL;
-    check_net(ctx, LUMOS_ISP_EFFICIENT, "efficient", 2.f, 20, 14, python, script);
-    check_net(ctx, LUMOS_ISP_ROBUST, "robust", 2.f, 20, 14, python, script);
+    check_net(ctx, net_named("efficient"), "efficient", 2.f, 20, 14, python, script);
+    check_net(ctx, net_named("robust"), "robust", 2.f, 20, 14, python, script);
     /* RMFA at sizes ≡ 0 and ≡ 1 (mod 4), where its final resize runs */
-    check_net(ctx, LUMOS_ISP_RMFA_TINY, "rmfa_tiny", 3.f, 20, 16, python, script);
-    check_net(ctx, LUMOS_ISP_RMFA_TINY, "rmfa_tiny", 3.f, 17, 13, python, script);
+    check_net(ctx, net_named("rmfa-tiny"), "rmfa_tiny", 3.f, 20, 16, python, script);
+    check_net(ctx, net_named("rmfa-tiny"), "rmfa_tiny", 3.f, 17, 13, python, script);
     lumos_ctx_free(ctx);
     printf("%s\n", failures ? "FAILED" : "Success!");
     return failures ? 1 : 0;

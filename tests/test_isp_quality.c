@@ -30,6 +30,7 @@
 
 #include "bench/quality.h"
 #include "check.h"
+#include "test_nets.h"
 #include "lumos.h"
 #include "pipeline/learned.h"
 #include "stages/learned_isp.h"
@@ -127,8 +128,8 @@ static void test_scores(void)
  * what lumos_isp_learned feeds it at the sample's exposure: one output. */
 static void same_input_as_inference(lumos_ctx *ctx, const lumos__train_heldout *h)
 {
-    const lumos_isp_kind kind = LUMOS_ISP_EFFICIENT;
-    const size_t n = lumos__learned_weight_count(kind);
+    const lumos__net_def *kind = net_named("efficient");
+    const size_t n = lumos__net_weight_count(kind);
     float *flat = malloc(n * sizeof *flat);
     uint64_t rng = 9;
     lumos_net *net = NULL;
@@ -271,11 +272,11 @@ static void test_program(lumos_ctx *ctx, const char *dir)
             p1, p2, p3, p4, p5);
     fclose(f);
 
-    size_t n = lumos__learned_weight_count(LUMOS_ISP_EFFICIENT);
+    size_t n = lumos__net_weight_count(net_named("efficient"));
     float *w = malloc(n * sizeof *w);
     uint64_t rng = 11;
-    CHECK(lumos__train_init_weights(ctx, LUMOS_ISP_EFFICIENT, &rng, w) == 0 &&
-              lumos__train_write_weights(ctx, LUMOS_ISP_EFFICIENT, LUMOS_INPUT_SENSOR, w, 0, tmp_path("rand.st")) == 0,
+    CHECK(lumos__train_init_weights(ctx, net_named("efficient"), &rng, w) == 0 &&
+              lumos__train_write_weights(ctx, net_named("efficient"), LUMOS_INPUT_SENSOR, w, 0, tmp_path("rand.st")) == 0,
           "weights: %s", lumos_last_error(ctx));
     free(w);
 

@@ -10,13 +10,14 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_nets.h"
 #include "lumos_layer_zoo_f32.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 #include "ref/isp_nets_ref.h"
 #include "stages/halide_glue.h"
 #include "stages/learned_isp.h"
 
-#define ZOO ((lumos_isp_kind)-1)
+#define ZOO (&test_net_layer_zoo)
 
 static uint32_t rng = 77;
 static float uniform(void)
@@ -55,7 +56,7 @@ static map conv(map in, const float *w, const float *b, int cout, int k, int str
 
 static const float *tensor(const float *flat, const char *name)
 {
-    ptrdiff_t at = lumos__learned_tensor_offset(ZOO, name);
+    ptrdiff_t at = lumos__net_tensor_offset(ZOO, name);
     return at < 0 ? NULL : flat + at;
 }
 
@@ -108,7 +109,7 @@ int main(void)
 {
     lumos__halide_init();
     lumos_ctx *ctx = lumos_ctx_new();
-    size_t n = lumos__learned_weight_count(ZOO);
+    size_t n = lumos__net_weight_count(ZOO);
     float *flat = malloc(n * sizeof *flat);
     for (size_t i = 0; i < n; i++) flat[i] = 0.5f * uniform();
     float *var = (float *)tensor(flat, "dw_bn.running_var");

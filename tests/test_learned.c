@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_nets.h"
 #include "io/raw_internal.h"
 #include "lumos.h"
 #include "pipeline/learned.h"
@@ -33,19 +34,19 @@ static float uniform(void) /* [-1, 1) */
 }
 
 typedef struct {
-    lumos_isp_kind kind;
+    const lumos__net_def *kind;
     float *flat;
     size_t count;
 } weights;
 
 /* PyTorch-like scale: uniform(±1/sqrt(fan_in)). */
-static weights random_weights(lumos_isp_kind kind)
+static weights random_weights(const lumos__net_def *kind)
 {
-    weights w = {kind, NULL, lumos__learned_weight_count(kind)};
+    weights w = {kind, NULL, lumos__net_weight_count(kind)};
     w.flat = malloc(w.count * sizeof *w.flat);
     size_t at = 0;
     const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
+    for (size_t i = 0; (t = lumos__net_tensor(kind, i)); i++) {
         size_t e = lumos__tensor_elements(t), fan_in = 1;
         for (int d = 1; d < t->ndim; d++) fan_in *= (size_t)t->shape[d];
         /* twice PyTorch's init scale, so that RMFA's attention paths matter */
@@ -59,13 +60,13 @@ static weights random_weights(lumos_isp_kind kind)
 static const float *lookup(void *user, const char *name)
 {
     weights *w = user;
-    ptrdiff_t at = lumos__learned_tensor_offset(w->kind, name);
+    ptrdiff_t at = lumos__net_tensor_offset(w->kind, name);
     return at < 0 ? NULL : w->flat + at;
 }
 
-static ref_net ref_of(lumos_isp_kind k)
+static ref_net ref_of(const lumos__net_def *k)
 {
-    return k == LUMOS_ISP_EFFICIENT ? REF_EFFICIENT : k == LUMOS_ISP_ROBUST ? REF_ROBUST : REF_RMFA_TINY;
+    return k == net_named("efficient") ? REF_EFFICIENT : k == net_named("robust") ? REF_ROBUST : REF_RMFA_TINY;
 }
 
 static int mirror(int v, int n)
@@ -133,12 +134,12 @@ static void compare(lumos_ctx *ctx, const weights *wt, const lumos_net *net, int
     float *got = NULL;
     size_t row = 0;
     int rc = lumos__isp_learned_f32(ctx, net, raw, 0, &got, &row);
-    CHECK(rc == LUMOS_OK, "%s %dx%d: %s", lumos_isp_name(wt->kind), w, h, lumos_last_error(ctx));
+    CHECK(rc == LUMOS_OK, "%s %dx%d: %s", wt->kind->name, w, h, lumos_last_error(ctx));
     /* The pipeline's domain: packed nets cover u < W + cfa_x in whole 2×2
      * blocks; RMFA covers exactly W + cfa_x (a 1-pixel side is repeated). */
     int dw = w + cfa_x, dh = h + cfa_y;
     if (w < 2 || h < 2) { dw = (w < 2 ? 2 : w) + cfa_x; dh = (h < 2 ? 2 : h) + cfa_y; }
-    if (wt->kind != LUMOS_ISP_RMFA_TINY) { dw += dw & 1; dh += dh & 1; }
+    if (wt->kind != net_named("rmfa-tiny")) { dw += dw & 1; dh += dh & 1; }
     int status = 0;
     float *ref = rc == LUMOS_OK ? reference(wt, m, w, h, cfa_x, cfa_y, dw, dh, &status) : NULL;
     if (rc == LUMOS_OK && status == -2) {
@@ -148,7 +149,7 @@ static void compare(lumos_ctx *ctx, const weights *wt, const lumos_net *net, int
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w * 3; x++) bad += !(got[y * row + x] > 0 && got[y * row + x] < 1);
         printf("%-9s %4dx%-4d %s: no reference at this size; %d values outside (0,1)\n",
-               lumos_isp_name(wt->kind), w, h, cfa == LUMOS_CFA_RGGB ? "RGGB" : "other", bad);
+               wt->kind->name, w, h, cfa == LUMOS_CFA_RGGB ? "RGGB" : "other", bad);
         CHECK(bad == 0, "%dx%d: %d values outside (0,1)", w, h, bad);
     } else if (rc == LUMOS_OK) {
         CHECK(status == 0, "reference failed (%d) at %dx%d", status, dw, dh);
@@ -160,9 +161,9 @@ static void compare(lumos_ctx *ctx, const weights *wt, const lumos_net *net, int
                     double e = fabs(got[y * row + x * 3 + c] - r) / fmax(1.0, fabs(r));
                     if (e > worst) worst = e;
                 }
-        printf("%-9s %4dx%-4d cfa (%d,%d): max relative error %.2e\n", lumos_isp_name(wt->kind), w,
+        printf("%-9s %4dx%-4d cfa (%d,%d): max relative error %.2e\n", wt->kind->name, w,
                h, cfa_x, cfa_y, worst);
-        CHECK(worst <= 1e-5, "%s %dx%d cfa (%d,%d): max error %.3e", lumos_isp_name(wt->kind), w,
+        CHECK(worst <= 1e-5, "%s %dx%d cfa (%d,%d): max error %.3e", wt->kind->name, w,
               h, cfa_x, cfa_y, worst);
     }
 
@@ -232,7 +233,7 @@ static void test_exposure(lumos_ctx *ctx, const weights *wt)
             moved = fmax(moved, fabs(a[y * ra + x] - plain[y * rp + x]));
         }
     printf("%-9s +1 EV vs a halved range: max difference %.2e (vs 0 EV: %.3f)\n",
-           lumos_isp_name(wt->kind), worst, moved);
+           wt->kind->name, worst, moved);
     CHECK(worst <= 1e-5, "+1 EV is not the halved range: %.3e", worst);
     CHECK(moved > 1e-3, "+1 EV changed nothing (%.3e)", moved);
     CHECK(lumos__isp_learned_f32(ctx, net, raw, 17, &plain, &rp) == LUMOS_E_ARG,
@@ -273,9 +274,9 @@ static int write_safetensors(const char *path, const weights *w, int bad)
     size_t n = 0, at = 0;
     n += (size_t)snprintf(header + n, sizeof header - n, "{\"__metadata__\":{\"format\":\"pt\"}");
     size_t count = 0;
-    while (lumos__learned_tensor(w->kind, count)) count++;
+    while (lumos__net_tensor(w->kind, count)) count++;
     for (size_t i = 0; i < count; i++) {
-        const lumos__tensor_spec *t = lumos__learned_tensor(w->kind, i);
+        const lumos__tensor_spec *t = lumos__net_tensor(w->kind, i);
         size_t e = lumos__tensor_elements(t);
         if (bad == 2 && i == count - 1) break;
         n += (size_t)snprintf(header + n, sizeof header - n, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", t->name);
@@ -304,7 +305,7 @@ static int write_safetensors(const char *path, const weights *w, int bad)
     /* data in tensor order; a shrunken first tensor writes its prefix */
     size_t off = 0;
     for (size_t i = 0; i < count; i++) {
-        const lumos__tensor_spec *t = lumos__learned_tensor(w->kind, i);
+        const lumos__tensor_spec *t = lumos__net_tensor(w->kind, i);
         size_t e = lumos__tensor_elements(t);
         if (bad == 2 && i == count - 1) break;
         size_t write = (bad == 1 && i == 0) ? e / (size_t)t->shape[t->ndim - 1] : e;
@@ -323,7 +324,7 @@ static void test_safetensors(lumos_ctx *ctx, const weights *w, const lumos_net *
     close(fd);
     CHECK(write_safetensors(path, w, 0) == 0, "write %s", path);
     lumos_net *net = NULL;
-    int rc = lumos_net_load(ctx, w->kind, path, &net);
+    int rc = lumos_net_load(ctx, w->kind->name, path, &net);
     CHECK(rc == LUMOS_OK, "load: %s", lumos_last_error(ctx));
     CHECK(!lumos_net_takes_exposure(net), "weights without lumos_exposure take no exposure");
     if (rc == LUMOS_OK) {
@@ -343,7 +344,7 @@ static void test_safetensors(lumos_ctx *ctx, const weights *w, const lumos_net *
     for (int bad = 1; bad <= 3; bad++) {
         CHECK(write_safetensors(path, w, bad) == 0, "write %s", path);
         net = NULL;
-        rc = lumos_net_load(ctx, w->kind, path, &net);
+        rc = lumos_net_load(ctx, w->kind->name, path, &net);
         CHECK(rc == LUMOS_E_FORMAT && net == NULL, "bad weights %d accepted (rc %d)", bad, rc);
         CHECK(strstr(lumos_last_error(ctx), path) && strstr(lumos_last_error(ctx), expect[bad]),
               "bad weights %d: message '%s'", bad, lumos_last_error(ctx));
@@ -351,7 +352,7 @@ static void test_safetensors(lumos_ctx *ctx, const weights *w, const lumos_net *
     }
     unlink(path);
     setenv("LUMOS_DATA_DIR", "/nonexistent", 1); /* no shipped weights there */
-    CHECK(lumos_net_load(ctx, w->kind, NULL, &net) == LUMOS_E_UNSUPPORTED &&
+    CHECK(lumos_net_load(ctx, w->kind->name, NULL, &net) == LUMOS_E_UNSUPPORTED &&
               strstr(lumos_last_error(ctx), "no default weights"),
           "a missing default must be said: '%s'", lumos_last_error(ctx));
 }
@@ -359,7 +360,7 @@ static void test_safetensors(lumos_ctx *ctx, const weights *w, const lumos_net *
 int main(void)
 {
     lumos_ctx *ctx = lumos_ctx_new();
-    const lumos_isp_kind kinds[3] = {LUMOS_ISP_EFFICIENT, LUMOS_ISP_ROBUST, LUMOS_ISP_RMFA_TINY};
+    const lumos__net_def *kinds[3] = {net_named("efficient"), net_named("robust"), net_named("rmfa-tiny")};
     const lumos_cfa cfas[4] = {LUMOS_CFA_RGGB, LUMOS_CFA_BGGR, LUMOS_CFA_GRBG, LUMOS_CFA_GBRG};
     const int packed_sizes[][2] = {{1, 1}, {2, 2}, {3, 5}, {8, 8}, {30, 18}, {131, 67}, {260, 130}};
     const int rmfa_sizes[][2] = {{1, 1}, {6, 10}, {8, 8}, {20, 12}, {21, 13}, {36, 20}, {132, 68}};
@@ -368,10 +369,10 @@ int main(void)
         lumos_net *net = NULL;
         CHECK(lumos__net_from_flat(ctx, kinds[k], w.flat, w.count, &net) == LUMOS_OK, "%s",
               lumos_last_error(ctx));
-        const int (*sizes)[2] = kinds[k] == LUMOS_ISP_RMFA_TINY ? rmfa_sizes : packed_sizes;
+        const int (*sizes)[2] = kinds[k] == net_named("rmfa-tiny") ? rmfa_sizes : packed_sizes;
         for (int s = 0; s < 7; s++) compare(ctx, &w, net, sizes[s][0], sizes[s][1], LUMOS_CFA_RGGB);
-        for (int p = 1; p < 4; p++) compare(ctx, &w, net, kinds[k] == LUMOS_ISP_RMFA_TINY ? 36 : 34,
-                                            kinds[k] == LUMOS_ISP_RMFA_TINY ? 20 : 22, cfas[p]);
+        for (int p = 1; p < 4; p++) compare(ctx, &w, net, kinds[k] == net_named("rmfa-tiny") ? 36 : 34,
+                                            kinds[k] == net_named("rmfa-tiny") ? 20 : 22, cfas[p]);
         test_threads(net);
         test_exposure(ctx, &w);
         test_safetensors(ctx, &w, net);

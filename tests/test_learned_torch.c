@@ -10,10 +10,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_nets.h"
 #include "lumos.h"
 #include "pipeline/learned.h"
 
-static void run_case(lumos_ctx *ctx, const char *python, const char *script, lumos_isp_kind kind,
+static void run_case(lumos_ctx *ctx, const char *python, const char *script, const lumos__net_def *kind,
                      const char *torch_name, int w, int h, int seed, const char *extra)
 {
     char dir[] = "/tmp/lumos-torch-XXXXXX", cmd[2048], path[512];
@@ -37,7 +38,7 @@ static void run_case(lumos_ctx *ctx, const char *python, const char *script, lum
     float *want = (float *)read_all(path, &m);
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
     lumos_net *net = NULL;
-    int rc = lumos_net_load(ctx, kind, path, &net);
+    int rc = lumos_net_load(ctx, kind->name, path, &net);
     CHECK(rc == LUMOS_OK, "load torch's weights: %s", lumos_last_error(ctx));
     if (rc == LUMOS_OK && mosaic && want && mw == w && mh == h && n == (size_t)w * h * 2 &&
         m == (size_t)w * h * 3 * 4) {
@@ -58,8 +59,8 @@ static void run_case(lumos_ctx *ctx, const char *python, const char *script, lum
                     double e = fabs(got[y * row + x * 3 + c] - t) / fmax(1.0, fabs(t));
                     if (e > worst) worst = e;
                 }
-        printf("%-9s %3dx%-3d vs PyTorch: max relative error %.2e\n", lumos_isp_name(kind), w, h, worst);
-        CHECK(worst <= 1e-5, "%s %dx%d: max error %.3e vs PyTorch", lumos_isp_name(kind), w, h, worst);
+        printf("%-9s %3dx%-3d vs PyTorch: max relative error %.2e\n", kind->name, w, h, worst);
+        CHECK(worst <= 1e-5, "%s %dx%d: max error %.3e vs PyTorch", kind->name, w, h, worst);
         free(got);
         lumos_raw_free(raw);
     } else {
@@ -78,20 +79,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PYTHON isp_nets.py\n", argv[0]);
         return 2;
     }
-    char probe[1024];
-    snprintf(probe, sizeof probe, "%s -c 'import torch' 2>/dev/null", argv[1]);
-    if (system(probe) != 0) {
-        printf("[SKIP] %s cannot import torch (install python3-torch)\n", argv[1]);
-        return 77;
-    }
+    if (!torch_importable(argv[1])) return 77;
     lumos_ctx *ctx = lumos_ctx_new();
-    run_case(ctx, argv[1], argv[2], LUMOS_ISP_EFFICIENT, "efficient", 64, 48, 1, "");
-    run_case(ctx, argv[1], argv[2], LUMOS_ISP_EFFICIENT, "efficient", 30, 18, 2, "--black 80,70,66,90");
-    run_case(ctx, argv[1], argv[2], LUMOS_ISP_ROBUST, "robust", 64, 48, 3, "");
-    run_case(ctx, argv[1], argv[2], LUMOS_ISP_ROBUST, "robust", 262, 130, 4, "--black 80,70,66,90");
-    run_case(ctx, argv[1], argv[2], LUMOS_ISP_RMFA_TINY, "rmfa_tiny", 36, 20, 5, "--gain 2");
-    run_case(ctx, argv[1], argv[2], LUMOS_ISP_RMFA_TINY, "rmfa_tiny", 21, 13, 6, "--gain 2");
-    run_case(ctx, argv[1], argv[2], LUMOS_ISP_RMFA_TINY, "rmfa_tiny", 132, 68, 7, "--black 80,70,66,90");
+    run_case(ctx, argv[1], argv[2], net_named("efficient"), "efficient", 64, 48, 1, "");
+    run_case(ctx, argv[1], argv[2], net_named("efficient"), "efficient", 30, 18, 2, "--black 80,70,66,90");
+    run_case(ctx, argv[1], argv[2], net_named("robust"), "robust", 64, 48, 3, "");
+    run_case(ctx, argv[1], argv[2], net_named("robust"), "robust", 262, 130, 4, "--black 80,70,66,90");
+    run_case(ctx, argv[1], argv[2], net_named("rmfa-tiny"), "rmfa_tiny", 36, 20, 5, "--gain 2");
+    run_case(ctx, argv[1], argv[2], net_named("rmfa-tiny"), "rmfa_tiny", 21, 13, 6, "--gain 2");
+    run_case(ctx, argv[1], argv[2], net_named("rmfa-tiny"), "rmfa_tiny", 132, 68, 7, "--black 80,70,66,90");
     lumos_ctx_free(ctx);
     printf("%s\n", failures ? "FAILED" : "Success!");
     return failures ? 1 : 0;

@@ -1,5 +1,5 @@
 /* test_losses.c [PYTHON LOSSES_PY] — the feature-space losses of
- * unpaired training (stages/train_losses.h, generators/loss_generator.cpp)
+ * unpaired training (stages/train_losses.h, generators/losses/loss_generator.cpp)
  * and the discriminators' R1/R2 gradient (train/adversarial.c), on random
  * weights and small random images:
  *
@@ -88,14 +88,14 @@ static int ends_with(const char *s, const char *tail)
 
 static void random_weights(int k)
 {
-    const lumos_isp_kind kind = (lumos_isp_kind)nets[k];
-    counts[k] = lumos__learned_weight_count(kind);
+    const lumos__net_def *kind = lumos__loss_net(nets[k]);
+    counts[k] = lumos__net_weight_count(kind);
     float *w = weights[k] = malloc(counts[k] * sizeof(float));
     const lumos__tensor_spec *t;
     size_t at = 0;
     double fan_in = 1;
     const int disc = k >= DISC_EARLY && k <= DISC_COLOUR;
-    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)); i++) {
+    for (size_t i = 0; (t = lumos__net_tensor(kind, i)); i++) {
         size_t n = lumos__tensor_elements(t);
         if (t->ndim == 4) fan_in = (double)(t->shape[1] * t->shape[2] * t->shape[3]);
         for (size_t j = 0; j < n; j++) {
@@ -206,7 +206,7 @@ static void write_net(int k)
     snprintf(path, sizeof path, "%s/%s.names", dir, net_names[k]);
     FILE *f = fopen(path, "w");
     const lumos__tensor_spec *t;
-    for (size_t i = 0; f && (t = lumos__learned_tensor((lumos_isp_kind)nets[k], i)); i++) {
+    for (size_t i = 0; f && (t = lumos__net_tensor(lumos__loss_net(nets[k]), i)); i++) {
         fprintf(f, "%s %d", t->name, t->ndim);
         for (int d = 0; d < t->ndim; d++) fprintf(f, " %lld", (long long)t->shape[d]);
         fputc('\n', f);
@@ -450,11 +450,11 @@ static void check_d(lumos_ctx *ctx, int colour, int w, int h)
 static void write_safetensors(lumos_ctx *ctx, int k, char *path, size_t size)
 {
     snprintf(path, size, "%s/%s.safetensors", dir, net_names[k]);
-    const lumos_isp_kind kind = (lumos_isp_kind)nets[k];
+    const lumos__net_def *kind = lumos__loss_net(nets[k]);
     lumos__weights_entry e[400];
     size_t n_e = 0, at = 0;
     const lumos__tensor_spec *t;
-    for (size_t i = 0; (t = lumos__learned_tensor(kind, i)) && n_e < 400; i++) {
+    for (size_t i = 0; (t = lumos__net_tensor(kind, i)) && n_e < 400; i++) {
         e[n_e++] = (lumos__weights_entry){t->name, t->ndim, t->shape, weights[k] + at};
         at += lumos__tensor_elements(t);
     }

@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "layers.h"
+#include "../layers.h"
 
 namespace lumos {
 

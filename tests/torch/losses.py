@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """losses.py — a float64 PyTorch reference of the unpaired-training losses of
-generators/loss_generator.cpp, for tests/test_losses.c.
+generators/losses/loss_generator.cpp, for tests/test_losses.c.
 
     losses.py DIR
 
@@ -32,11 +32,11 @@ and writes DIR/ID.f64 (float64, the values above back to back).
 The feature network is torchvision's mobilenet_v2().features[:12] (BN eps
 1e-3, eval) with TF "same" padding on its stride-2 convs (computed per input
 size: even sizes pad bottom/right only, odd ones both sides), so the tensor
-names of isp_nets.def are checked against torchvision's module tree too; the
+names of generators/losses/tensors.def are checked against torchvision's module tree too; the
 content network of the vgg jobs is torchvision's vgg19(weights=None)
 .features[:36] (through relu5_4), loaded strictly. The discriminators and
 the preprocessing are written out from the generator's header comment and
-isp_nets.def.
+generators/losses/tensors.def.
 """
 import math
 import sys
@@ -157,7 +157,7 @@ def blurred(img):
 
 
 def disc_layers(p, x, colour, lr):
-    """A discriminator (isp_nets.def disc_*) on feature map x with the
+    """A discriminator (generators/losses/tensors.def disc_*) on feature map x with the
     activation lr: its mean score."""
     if colour:
         x = lr(F.conv2d(x, p["fc1.weight"], p["fc1.bias"]))

@@ -1,0 +1,114 @@
+/* chain.c — the chain runner and in-place band map of chain.h. */
+#define _DEFAULT_SOURCE /* madvise */
+#include "stages/chain.h"
+
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/context.h"
+
+int lumos__chain_band_override = 0, lumos__chain_half_override = 0;
+
+/* The store and the bands: hundreds of MiB, freshly mapped on every call.
+ * In 4 KiB pages their first touch cost ~1.5 s of page faults per 12 MP
+ * call; in transparent huge pages (where the system allows them on
+ * request) a 512th of the faults. */
+static void *big_alloc(size_t bytes)
+{
+    enum { HUGE = 2 << 20 };
+    bytes = (bytes + HUGE - 1) / HUGE * HUGE;
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE, bytes)) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE); /* advice: failing is harmless */
+#endif
+    return p;
+}
+
+int lumos__map_in_place(lumos_ctx *ctx, void *store, size_t row_bytes, int rows, int band,
+                        int apron, lumos__band_fn fn, void *user)
+{
+    if (band < 1 || apron < 0 || apron > band)
+        return lumos__fail(ctx, LUMOS_E_ARG, "band map: apron %d over band %d", apron, band);
+    if (band > rows) band = rows;
+    /* Two band buffers: band r waits in one while band r + 1, whose apron
+     * still reads the old rows of band r, is computed into the other. */
+    unsigned char *buf[2] = {big_alloc(row_bytes * (size_t)band), big_alloc(row_bytes * (size_t)band)};
+    int rc = buf[0] && buf[1] ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_NOMEM, "band map: out of memory");
+    int pending = -1, pending_rows = 0, pending_buf = 0; /* computed, not yet written back */
+    for (int y0 = 0, i = 0; rc == LUMOS_OK && y0 < rows; y0 += band, i ^= 1) {
+        int n = rows - y0 < band ? rows - y0 : band;
+        rc = fn(user, y0, n, buf[i]);
+        if (rc == LUMOS_OK && pending >= 0)
+            memcpy((unsigned char *)store + (size_t)pending * row_bytes, buf[pending_buf],
+                   row_bytes * (size_t)pending_rows);
+        pending = y0;
+        pending_rows = n;
+        pending_buf = i;
+    }
+    if (rc == LUMOS_OK && pending >= 0)
+        memcpy((unsigned char *)store + (size_t)pending * row_bytes, buf[pending_buf],
+               row_bytes * (size_t)pending_rows);
+    free(buf[0]);
+    free(buf[1]);
+    return rc;
+}
+
+void lumos__reduce_statistics(const float *partial, int tiles, int channels, double area,
+                              float *mean, float *max)
+{
+    for (int c = 0; c < channels; c++) {
+        double sum = 0; /* double: 12 MP of floats */
+        float mx = -FLT_MAX;
+        for (int t = 0; t < tiles; t++) {
+            sum += partial[(size_t)t * 2 * channels + c];
+            float m = partial[(size_t)t * 2 * channels + channels + c];
+            if (m > mx) mx = m;
+        }
+        mean[c] = (float)(sum / area);
+        max[c] = mx;
+    }
+}
+
+typedef struct {
+    const lumos__chain *chain;
+    int k;
+    const void *store;
+} band_call;
+
+static int band_piece(void *user, int y0, int rows, void *dst)
+{
+    band_call *b = user;
+    return b->chain->piece(b->chain->user, b->k, b->store, y0, rows, dst);
+}
+
+int lumos__chain_run(lumos_ctx *ctx, const lumos__chain *ch, float *stats)
+{
+    const int S = ch->stat_channels;
+    const size_t row_bytes = (size_t)ch->channels * (size_t)ch->cap_w * (size_t)ch->elem_bytes;
+    void *store = big_alloc(row_bytes * (size_t)ch->cap_h);
+    float *partial = malloc((size_t)ch->max_tiles * 2 * (size_t)S * sizeof *partial);
+    int rc = store && partial ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_NOMEM, "chain: out of memory");
+    int band = lumos__chain_band_override > 0 ? lumos__chain_band_override : ch->band;
+    band_call call = {ch, 0, store};
+    /* state 0 straight into the store: nothing is read from it */
+    if (rc == LUMOS_OK) rc = ch->piece(ch->user, 0, store, 0, ch->cap_h, store);
+    for (int k = 0; rc == LUMOS_OK && k < ch->points; k++) {
+        if (k > 0) {
+            call.k = k;
+            rc = lumos__map_in_place(ctx, store, row_bytes, ch->cap_h, band, ch->apron, band_piece,
+                                     &call);
+        }
+        int tiles = 0;
+        if (rc == LUMOS_OK) rc = ch->statistics(ch->user, k, store, partial, &tiles);
+        if (rc == LUMOS_OK)
+            lumos__reduce_statistics(partial, tiles, S, (double)ch->width * ch->height,
+                                     stats + (size_t)k * 2 * S, stats + (size_t)k * 2 * S + S);
+    }
+    free(partial);
+    if (rc == LUMOS_OK) rc = ch->tail(ch->user, store);
+    free(store);
+    return rc;
+}

@@ -1,0 +1,72 @@
+/* chain.h — running a network too big for one pipeline over an image of any
+ * size, in bounded memory.
+ *
+ * The network is a chain of ahead-of-time pieces cut where it needs global
+ * statistics (RMFA's channel attention pools each block over the whole
+ * image): piece 0 maps the input to a stored state s_0 (what the rest of
+ * the network needs at statistics point 0, the pooled map among it);
+ * statistics pass k reduces s_k's pooled map to per-channel means and
+ * maxima (each tile's partial sums and maxima, reduced here); piece k > 0
+ * maps s_{k-1} and the statistics before it to s_k; the tail maps the last
+ * state and every statistic to the output.
+ * Each piece is computed once; inside a piece the generated pipeline works
+ * in output tiles that recompute their apron exactly, so no seams need
+ * blending.
+ *
+ * Only one state is ever stored: piece k > 0 replaces s_{k-1} in place, band of
+ * rows by band, each band written back once the band after it (whose apron
+ * reads back into it) has been computed. Memory: one map plus two bands. */
+#ifndef LUMOS_STAGE_CHAIN_H
+#define LUMOS_STAGE_CHAIN_H
+
+#include <stddef.h>
+
+#include "lumos.h"
+
+/* Computes rows [y0, y0 + rows) of the new map into `dst` (rows of the
+ * store's row size, first row y0), reading the old map from the store only
+ * within `apron` rows of them. */
+typedef int (*lumos__band_fn)(void *user, int y0, int rows, void *dst);
+
+/* Replaces the map in `store` (`rows` rows of `row_bytes`) by fn's, in bands
+ * of `band` rows (a multiple of the pipeline's tile height); needs
+ * apron <= band. */
+int lumos__map_in_place(lumos_ctx *ctx, void *store, size_t row_bytes, int rows, int band,
+                        int apron, lumos__band_fn fn, void *user);
+
+/* Per-channel mean (over `area` pixels) and maximum from `tiles` partials
+ * of 2·channels floats: the tile's sums, then its maxima. */
+void lumos__reduce_statistics(const float *partial, int tiles, int channels, double area,
+                              float *mean, float *max);
+
+/* A network's chain. The store holds its state at one point: (c, x, y), c
+ * innermost, `channels` × `cap_w` × `cap_h` (the domain rounded up to whole
+ * tiles) elements of `elem_bytes` (4: float, 2: half float). */
+typedef struct lumos__chain {
+    int points;       /* statistics points; states 0 .. points-1 */
+    int channels;     /* of the state */
+    int elem_bytes;
+    int stat_channels; /* of each point's pooled map */
+    int width, height, cap_w, cap_h; /* the network's domain, the store's capacity */
+    int band, apron;  /* rows: piece bands (tile multiple), the pieces' reach */
+    /* piece k: rows [y0, y0 + rows) of state k into dst (k = 0: from the input) */
+    int (*piece)(void *user, int k, const void *store, int y0, int rows, void *dst);
+    /* statistics pass k over state k: fills partial (2·stat_channels a tile), sets *tiles */
+    int (*statistics)(void *user, int k, const void *store, float *partial, int *tiles);
+    int max_tiles;    /* partials' capacity, in tiles */
+    /* the output from the last state */
+    int (*tail)(void *user, const void *store);
+    void *user;
+} lumos__chain;
+
+/* Runs the chain; `stats` (2 · stat_channels · points floats) receives
+ * every point's (mean, max), (channel, mean | max, point), before the
+ * pieces after that point run (they read it). */
+int lumos__chain_run(lumos_ctx *ctx, const lumos__chain *chain, float *stats);
+
+/* For tests: bands of this many rows instead of the chain's (0: the
+ * chain's); the state stored as half floats (1) or floats (-1) whatever the
+ * size (0: by size, stages/learned_isp.c). */
+extern int lumos__chain_band_override, lumos__chain_half_override;
+
+#endif
