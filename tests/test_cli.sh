@@ -28,13 +28,24 @@ expect 2 "bad shard" -- "$LUMOS" convert --shard 3/2 "$CR2"
 expect 2 "16-bit JPEG" -- "$LUMOS" convert --bits 16 "$CR2" -o "$T/x.jpg"
 expect 2 "bad quality" -- "$LUMOS" convert -q 0 "$CR2" -o "$T/x.jpg"
 expect 2 "bad wb" -- "$LUMOS" convert --wb 1,0,1 "$CR2" -o "$T/x.jpg"
-[ ! -e "$T/x.jpg" ] || fail "usage errors wrote an output"
+expect 2 "EXR without --linear" -- "$LUMOS" convert "$CR2" -o "$T/x.exr"
+expect 2 "32-bit PNG" -- "$LUMOS" convert --bits 32 --linear "$CR2" -o "$T/x.png"
+expect 2 "32-bit learned ISP" -- "$LUMOS" convert --bits 32 --isp efficient "$CR2" -o "$T/x.tif"
+expect 2 "unknown ISP" -- "$LUMOS" convert --isp vgg19 "$CR2" -o "$T/x.jpg"
+grep -q "efficient, robust or rmfa-tiny" "$T/err" || fail "--isp does not list the networks: $(cat "$T/err")"
+[ ! -e "$T/x.jpg" ] && [ ! -e "$T/x.exr" ] && [ ! -e "$T/x.png" ] && [ ! -e "$T/x.tif" ] ||
+    fail "usage errors wrote an output"
 
 # ---- one good file; the input is never touched
 before=$(sha256sum "$CR2" | cut -d' ' -f1)
 expect 0 "convert CR2" -- "$LUMOS" convert "$CR2" -o "$T/one.jpg"
 [ -s "$T/one.jpg" ] || fail "no JPEG written"
 [ "$(head -c 2 "$T/one.jpg" | od -An -tx1 | tr -d ' ')" = "ffd8" ] || fail "not a JPEG"
+# scene-linear float: OpenEXR and 32-bit TIFF (the library's tests check the values)
+expect 0 "convert to EXR" -- "$LUMOS" convert "$CR2" --half --linear -o "$T/lin.exr"
+[ "$(head -c 4 "$T/lin.exr" | od -An -tx1 | tr -d ' ')" = "762f3101" ] || fail "not an OpenEXR file"
+expect 0 "convert to float TIFF" -- "$LUMOS" convert "$CR2" --half --linear --bits 32 -o "$T/lin.tif"
+[ -s "$T/lin.tif" ] || fail "no 32-bit TIFF written"
 expect 0 "info" -- "$LUMOS" info "$CR2"
 grep -q "EOS 30D" "$T/out" || fail "info: no camera model"
 expect 0 "info --json" -- "$LUMOS" info --json "$CR2"

@@ -1,0 +1,58 @@
+/* batch.h — the one batch runner every file-processing command uses.
+ *
+ * It expands the inputs (files, directories, quoted globs), takes this
+ * shard's slice, names each output (beside the input or in -o DIR), refuses
+ * an output that is an input or another input's output, runs a per-file
+ * callback on --jobs threads (each with its own lumos_ctx), draws a progress
+ * bar, reports failures at the end, and returns the exit code. */
+#ifndef LUMOS_CLI_BATCH_H
+#define LUMOS_CLI_BATCH_H
+
+#include <stddef.h>
+
+#include "lumos.h"
+
+typedef struct {
+    const char *output; /* -o FILE|DIR; NULL: beside each input */
+    int jobs;           /* files at once; 0: one per core */
+    int shard_k, shard_n;
+    int skip_existing;
+    int quiet;
+} batch_options;
+
+void batch_options_init(batch_options *o);
+
+/* Takes argv[*i] (and its value) when it is one of the batch options: -o,
+ * --output, -j, --jobs, --shard, --skip-existing, --quiet. */
+int batch_parse_option(batch_options *o, int argc, char **argv, int *i);
+
+/* The usage lines of those options, for a command's --help. */
+extern const char batch_usage_output[], batch_usage_batch[];
+
+typedef struct batch batch;
+
+/* Expands the arguments: a directory gives its files that `accept` takes
+ * (sorted), a quoted glob its matches. Arguments that give nothing are
+ * reported now and counted as failures. NULL when out of memory. */
+batch *batch_open(const batch_options *o, int n_args, char **args, int (*accept)(const char *name),
+                  const char *accept_what);
+void batch_free(batch *b);
+
+/* The file -o names when it names one output for one input (not a
+ * directory), else NULL: its suffix may decide the format. */
+const char *batch_single_output(const batch *b);
+
+typedef struct {
+    const char *verb;       /* "converted": the summary's word */
+    const char *out_suffix; /* ".jpg"; NULL: the command writes no files */
+    int serial;             /* one file at a time, in order (printing commands) */
+    /* Processes one input into out (NULL without outputs) on ctx; on failure
+     * returns nonzero with ctx's last error set (it is reported). */
+    int (*process)(void *user, lumos_ctx *ctx, const char *in, const char *out);
+    void *user;
+} batch_spec;
+
+/* Runs every input of this shard; returns EXIT_ALL_OK or EXIT_SOME_FAILED. */
+int batch_run(batch *b, const batch_spec *spec);
+
+#endif
