@@ -8,6 +8,8 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 pkgs="cmake make gcc g++ pkg-config
       libhalide14-0-dev libraw-dev libtiff-dev libturbojpeg0-dev libpng-dev liblcms2-dev libjansson-dev
+      libopenexr-dev
+      libopenmpi-dev openmpi-bin
       rawtran-doc libraw-bin python3-skimage python3-torch python3-torchvision"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs darktable rawtherapee hyperfine time"
 $SUDO apt-get update -qq

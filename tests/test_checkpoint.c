@@ -17,7 +17,8 @@
 #include "lumos.h"
 #include "train/checkpoint.h"
 
-enum { KIND = 7, K = 3 }; /* D steps every K-th step */
+enum { K = 3 }; /* D steps every K-th step */
+static const char NET[] = "toy"; /* the network a checkpoint is of */
 
 /* A stand-in trainer: G and D groups whose grads depend on the params and
  * on an RNG, a data cursor, and the step: everything a resume must restore. */
@@ -74,7 +75,7 @@ static void sim_step(lumos_ctx *ctx, sim *s)
 
 static lumos__checkpoint ck_of(sim *s, char *meta)
 {
-    lumos__checkpoint ck = {KIND, s->step, &s->opt, s->rng, 2, s->cursor, 1, meta};
+    lumos__checkpoint ck = {NET, s->step, &s->opt, s->rng, 2, s->cursor, 1, meta};
     return ck;
 }
 
@@ -225,13 +226,13 @@ static size_t rebuild(const uint8_t *good, const span *sp, const int *take, uint
  * asked) and expects LUMOS_E_FORMAT with a message naming path and holding
  * `reason`, with the trainer's state untouched. */
 static void expect_bad(lumos_ctx *ctx, const char *path, const char *reason, const char *what,
-                       int extra, size_t ng, uint32_t kind)
+                       int extra, size_t ng, const char *net)
 {
     sim s, before;
     sim_init(ctx, &s, ng, 50, 5, extra);
     sim_init(ctx, &before, ng, 50, 5, extra);
     lumos__checkpoint ck = ck_of(&s, NULL);
-    ck.kind = kind;
+    ck.net = net;
     int st = lumos__checkpoint_read(ctx, path, &ck);
     const char *msg = lumos_last_error(ctx);
     CHECK(st == LUMOS_E_FORMAT && strstr(msg, path) && strstr(msg, reason),
@@ -260,7 +261,7 @@ static void bad_checkpoints(lumos_ctx *ctx)
     uint8_t *m = malloc(2 * n);
     span sp[16];
     size_t ns = spans_of(b, n, sp, 16);
-    CHECK(ns == 11 && sp[ns - 1].off + sp[ns - 1].len == n, "%zu sections", ns);
+    CHECK(ns == 12 && sp[ns - 1].off + sp[ns - 1].len == n, "%zu sections", ns);
     /* The good file reads (so the refusals below are the damage's doing). */
     sim t;
     sim_init(ctx, &t, 300, 50, 5, 0);
@@ -275,7 +276,7 @@ static void bad_checkpoints(lumos_ctx *ctx)
         char what[64];
         snprintf(what, sizeof what, "truncated to %zu", cuts[i]);
         write_file(bad, b, cuts[i]);
-        expect_bad(ctx, bad, cuts[i] ? "truncated" : "empty", what, 0, 300, KIND);
+        expect_bad(ctx, bad, cuts[i] ? "truncated" : "empty", what, 0, 300, NET);
     }
     /* A flipped byte in each section's payload, then in its header. */
     for (size_t k = 0; k < ns; k++) {
@@ -285,51 +286,60 @@ static void bad_checkpoints(lumos_ctx *ctx)
         m[sp[k].off + LUMOS__CKP_SECTION_HEADER_SIZE + plen / 2] ^= 0x10;
         write_file(bad, m, n);
         snprintf(what, sizeof what, "flipped byte in %s", sp[k].name);
-        expect_bad(ctx, bad, "CRC mismatch", what, 0, 300, KIND);
+        expect_bad(ctx, bad, "CRC mismatch", what, 0, 300, NET);
         CHECK(strstr(lumos_last_error(ctx), sp[k].name), "%s: message names no section", what);
         memcpy(m, b, n);
         m[sp[k].off + 65] ^= 0x01; /* the size field */
         write_file(bad, m, n);
         snprintf(what, sizeof what, "flipped size of %s", sp[k].name);
-        expect_bad(ctx, bad, "header CRC mismatch", what, 0, 300, KIND);
+        expect_bad(ctx, bad, "header CRC mismatch", what, 0, 300, NET);
     }
     memcpy(m, b, n);
     m[17] ^= 0x40; /* the step */
     write_file(bad, m, n);
-    expect_bad(ctx, bad, "header CRC mismatch", "flipped step", 0, 300, KIND);
+    expect_bad(ctx, bad, "header CRC mismatch", "flipped step", 0, 300, NET);
 
     memcpy(m, b, n);
     m[0] = 'X';
     write_file(bad, m, n);
-    expect_bad(ctx, bad, "magic", "wrong magic", 0, 300, KIND);
+    expect_bad(ctx, bad, "magic", "wrong magic", 0, 300, NET);
     memcpy(m, b, n);
-    wr32(m + 8, 2);
+    wr32(m + 8, 1);
     wr32(m + 60, lumos__crc32(0, m, 60)); /* so the version, not the CRC, is the fault */
     write_file(bad, m, n);
-    expect_bad(ctx, bad, "version 2", "wrong version", 0, 300, KIND);
-    expect_bad(ctx, good, "kind 7", "wrong kind", 0, 300, KIND + 1);
+    expect_bad(ctx, bad, "version 1", "wrong version", 0, 300, NET);
+    {
+        sim s;
+        sim_init(ctx, &s, 300, 50, 5, 0);
+        lumos__checkpoint other = ck_of(&s, NULL);
+        other.net = "tay";
+        int st = lumos__checkpoint_read(ctx, good, &other);
+        CHECK(st == LUMOS_E_ARG && strstr(lumos_last_error(ctx), "a checkpoint of the toy network, not tay"),
+              "another network: %d %s", st, lumos_last_error(ctx));
+        sim_free(&s);
+    }
     expect_bad(ctx, good, "\"adam.G.params\": 1200 bytes, this trainer expects 1196",
-               "G one shorter", 0, 299, KIND);
-    expect_bad(ctx, good, "Adam groups", "a group more", 1, 300, KIND);
+               "G one shorter", 0, 299, NET);
+    expect_bad(ctx, good, "Adam groups", "a group more", 1, 300, NET);
     memcpy(m, b, n);
     memcpy(m + n, "xyz", 3);
     write_file(bad, m, n + 3);
-    expect_bad(ctx, bad, "trailing", "trailing bytes", 0, 300, KIND);
+    expect_bad(ctx, bad, "trailing", "trailing bytes", 0, 300, NET);
 
     /* Structural damage with valid CRCs. */
     int drop_last[16], dup_rng[16];
     for (size_t k = 0; k < ns; k++) drop_last[k] = dup_rng[k] = (int)k;
     drop_last[ns - 1] = -1;
-    dup_rng[ns] = 1, dup_rng[ns + 1] = -1;
+    dup_rng[ns] = 2, dup_rng[ns + 1] = -1; /* sections: net, meta, rng, ... */
     write_file(bad, m, rebuild(b, sp, drop_last, m));
-    expect_bad(ctx, bad, "missing section \"adam.D.v\"", "missing section", 0, 300, KIND);
+    expect_bad(ctx, bad, "missing section \"adam.D.v\"", "missing section", 0, 300, NET);
     write_file(bad, m, rebuild(b, sp, dup_rng, m));
-    expect_bad(ctx, bad, "\"rng\" appears twice", "duplicate section", 0, 300, KIND);
+    expect_bad(ctx, bad, "\"rng\" appears twice", "duplicate section", 0, 300, NET);
     memcpy(m, b, n);
     memcpy(m + sp[0].off, "mega", 4);
     wr32(m + sp[0].off + 76, lumos__crc32(0, m + sp[0].off, 76));
     write_file(bad, m, n);
-    expect_bad(ctx, bad, "unexpected section \"mega\"", "unknown section", 0, 300, KIND);
+    expect_bad(ctx, bad, "unexpected section \"mega\"", "unknown section", 0, 300, NET);
 
     /* Not there at all: an I/O error naming the file. */
     unlink(bad);

@@ -5,14 +5,10 @@
 # --resume after it.
 set -u
 LUMOS=$1 PHOTOS=$2
-for p in astronaut chelsea coffee motorcycle_left; do
-    [ -r "$PHOTOS/$p.png" ] || { echo "[SKIP] $PHOTOS/$p.png not found (install python3-skimage)"; exit 77; }
-done
 T=$(mktemp -d /tmp/lumos-train-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 . "$(dirname "$0")/lib.sh"
-mkdir "$T/data"
-for p in astronaut chelsea coffee motorcycle_left; do ln -s "$PHOTOS/$p.png" "$T/data/"; done
+photo_data "$T/data" "$PHOTOS"
 quick=(--net efficient --data "$T/data" --crop 32 --batch 2 --threads 2 --terms mse-classic,tv:0.1)
 # (pixel terms: the method's default terms need the feature network, see below)
 
@@ -32,6 +28,8 @@ expect 2 "odd --crop" -- "$LUMOS" train "${quick[@]}" --crop 33 --out "$T/w.safe
 expect 2 "--batch 0" -- "$LUMOS" train "${quick[@]}" --batch 0 --out "$T/w.safetensors"
 expect 2 "bad --lr-g" -- "$LUMOS" train "${quick[@]}" --lr-g fast --out "$T/w.safetensors"
 expect 2 "bad --mode" -- "$LUMOS" train "${quick[@]}" --mode both --out "$T/w.safetensors"
+expect 2 "unknown --task" -- "$LUMOS" train "${quick[@]}" --task svbrdf --out "$T/w.safetensors"
+expect 2 "unknown --net" -- "$LUMOS" train "${quick[@]}" --net vgg19 --out "$T/w.safetensors"
 expect 2 "bad --input" -- "$LUMOS" train "${quick[@]}" --input infrared --out "$T/w.safetensors"
 expect 2 "unknown option" -- "$LUMOS" train "${quick[@]}" --frobnicate --out "$T/w.safetensors"
 expect 2 "stray argument" -- "$LUMOS" train "${quick[@]}" --out "$T/w.safetensors" extra
@@ -93,7 +91,7 @@ expect 1 "resume with another --net" -- "$LUMOS" train "${quick[@]}" --net robus
 grep -q "i.ckp: a checkpoint of the efficient network" "$T/err" || fail "net mismatch: $(cat "$T/err")"
 expect 1 "resume with another --input" -- "$LUMOS" train "${quick[@]}" --input agnostic --steps 9 \
     --out "$T/i.safetensors" --checkpoint "$T/i.ckp" --resume
-grep -q "made with --input sensor" "$T/err" || fail "input mismatch: $(cat "$T/err")"
+grep -q "made with the input sensor" "$T/err" || fail "input mismatch: $(cat "$T/err")"
 left=$(find "$T" -name '.*.part*' | head -n 3)
 [ -z "$left" ] || fail "temporary files left: $left"
 

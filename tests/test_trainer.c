@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_nets.h"
 #include "lumos.h"
 #include "pipeline/learned.h"
 #include "stages/learned_isp.h"
@@ -56,17 +57,18 @@ static const char *tmp_path(const char *name)
 
 static void test_init(lumos_ctx *ctx)
 {
-    for (int kind = LUMOS_ISP_EFFICIENT; kind <= LUMOS_ISP_RMFA_TINY; kind++) {
-        size_t n = lumos__learned_weight_count(kind);
+    for (int ki = 0; ki < 3; ki++) {
+        const lumos__net_def *kind = net_named(ki == 0 ? "efficient" : ki == 1 ? "robust" : "rmfa-tiny");
+        size_t n = lumos__net_weight_count(kind);
         float *w = malloc(n * sizeof *w);
         uint64_t rng = 5;
         int rc = lumos__train_init_weights(ctx, kind, &rng, w);
-        CHECK(rc == LUMOS_OK, "%s init: %s", lumos_isp_name(kind), lumos_last_error(ctx));
+        CHECK(rc == LUMOS_OK, "%s init: %s", kind->name, lumos_last_error(ctx));
         const lumos__tensor_spec *t;
         size_t at = 0;
-        for (size_t i = 0; rc == LUMOS_OK && (t = lumos__learned_tensor(kind, i)); i++) {
+        for (size_t i = 0; rc == LUMOS_OK && (t = lumos__net_tensor(kind, i)); i++) {
             /* A bias's fan_in is its weight's: the tensor before it. */
-            const lumos__tensor_spec *wt = t->ndim == 4 ? t : lumos__learned_tensor(kind, i - 1);
+            const lumos__tensor_spec *wt = t->ndim == 4 ? t : lumos__net_tensor(kind, i - 1);
             double bound = 1 / sqrt((double)(wt->shape[1] * wt->shape[2] * wt->shape[3]));
             size_t count = lumos__tensor_elements(t);
             double mx = 0, sum = 0;
@@ -74,14 +76,14 @@ static void test_init(lumos_ctx *ctx)
                 mx = fmax(mx, fabs(w[at + k]));
                 sum += w[at + k];
             }
-            CHECK(mx <= bound, "%s %s: |w| up to %g, bound %g", lumos_isp_name(kind), t->name, mx,
+            CHECK(mx <= bound, "%s %s: |w| up to %g, bound %g", kind->name, t->name, mx,
                   bound);
             /* U(-b, b): the largest |w| of n draws is within 12b/n of b but
              * for e^-12 of seeds; the mean within 3.5 sigma (b/sqrt(3n)) of 0. */
             if (count >= 16)
                 CHECK(mx > bound * (1 - 12.0 / count) &&
                           fabs(sum / count) < 2 * bound / sqrt((double)count),
-                      "%s %s: max %g mean %g for U(-%g, %g)", lumos_isp_name(kind), t->name, mx,
+                      "%s %s: max %g mean %g for U(-%g, %g)", kind->name, t->name, mx,
                       sum / count, bound, bound);
             at += count;
         }
@@ -92,7 +94,7 @@ static void test_init(lumos_ctx *ctx)
 /* How many of the image's (colour, 2×2 phase) outputs of network `kind`
  * with weights w are 0 at over 99% of the pixels of a random mosaic: a
  * ReLU-output unit that is negative on every input never learns again. */
-static int dead_outputs(lumos_ctx *ctx, lumos_isp_kind kind, const float *w)
+static int dead_outputs(lumos_ctx *ctx, const lumos__net_def *kind, const float *w)
 {
     enum { S = 64 };
     static uint16_t mosaic[S * S];
@@ -104,7 +106,7 @@ static int dead_outputs(lumos_ctx *ctx, lumos_isp_kind kind, const float *w)
     size_t row = 0;
     if (lumos__stage_learned(ctx, kind, w, mosaic, S, S, S * 2, 0, 0, black, scale, 32, &data,
                              &row)) {
-        CHECK(0, "%s: %s", lumos_isp_name(kind), lumos_last_error(ctx));
+        CHECK(0, "%s: %s", kind->name, lumos_last_error(ctx));
         return -1;
     }
     int dead = 0;
@@ -125,8 +127,9 @@ static int dead_outputs(lumos_ctx *ctx, lumos_isp_kind kind, const float *w)
  * cast that training cannot remove). The trainer's start lifts them. */
 static void test_outputs_start_alive(lumos_ctx *ctx)
 {
-    for (int kind = LUMOS_ISP_EFFICIENT; kind <= LUMOS_ISP_ROBUST; kind++) {
-        size_t n = lumos__learned_weight_count(kind);
+    for (int ki = 0; ki < 2; ki++) {
+        const lumos__net_def *kind = net_named(ki == 0 ? "efficient" : "robust");
+        size_t n = lumos__net_weight_count(kind);
         float *w = malloc(n * sizeof *w);
         int plain_dead = 0, started_dead = 0;
         for (uint64_t seed = 1; seed <= 16; seed++) {
@@ -137,9 +140,9 @@ static void test_outputs_start_alive(lumos_ctx *ctx)
             started_dead += dead_outputs(ctx, kind, w) > 0;
         }
         printf("%s: PyTorch's init has dead outputs for %d of 16 seeds, the trainer's start for %d\n",
-               lumos_isp_name(kind), plain_dead, started_dead);
+               kind->name, plain_dead, started_dead);
         CHECK(started_dead == 0, "%s: dead outputs at the start for %d of 16 seeds",
-              lumos_isp_name(kind), started_dead);
+              kind->name, started_dead);
         free(w);
     }
 }
@@ -155,8 +158,8 @@ static uint64_t le64(const uint8_t *b)
 
 static void test_weights_file(lumos_ctx *ctx)
 {
-    const lumos_isp_kind kind = LUMOS_ISP_EFFICIENT;
-    size_t n = lumos__learned_weight_count(kind);
+    const lumos__net_def *kind = net_named("efficient");
+    size_t n = lumos__net_weight_count(kind);
     float *w = malloc(n * sizeof *w);
     uint64_t rng = 9;
     lumos__train_init_weights(ctx, kind, &rng, w);
@@ -178,7 +181,7 @@ static void test_weights_file(lumos_ctx *ctx)
         CHECK(root != NULL, "the header is not JSON");
         const lumos__tensor_spec *t;
         size_t at = 0;
-        for (size_t i = 0; root && (t = lumos__learned_tensor(kind, i)); i++) {
+        for (size_t i = 0; root && (t = lumos__net_tensor(kind, i)); i++) {
             json_t *e = json_object_get(root, t->name);
             const char *dtype = json_string_value(json_object_get(e, "dtype"));
             json_t *shape = json_object_get(e, "shape"), *off = json_object_get(e, "data_offsets");
@@ -205,7 +208,7 @@ static void test_weights_file(lumos_ctx *ctx)
 
     /* By lumos's reader. */
     lumos_net *net = NULL;
-    rc = lumos_net_load(ctx, kind, path, &net);
+    rc = lumos_net_load(ctx, kind->name, path, &net);
     CHECK(rc == LUMOS_OK, "lumos_net_load: %s", lumos_last_error(ctx));
     size_t count = 0;
     const float *back = net ? lumos__net_flat(net, &count) : NULL;
@@ -371,10 +374,11 @@ static void check_grads(void *user, const lumos__train_report *r)
 
 static void test_every_net(lumos_ctx *ctx, const char *const *src)
 {
-    for (int kind = LUMOS_ISP_EFFICIENT; kind <= LUMOS_ISP_RMFA_TINY; kind++) {
+    for (int ki = 0; ki < 3; ki++) {
+        const lumos__net_def *kind = net_named(ki == 0 ? "efficient" : ki == 1 ? "robust" : "rmfa-tiny");
         lumos__train_options o;
         base_options(&o, src);
-        o.net = (lumos_isp_kind)kind;
+        o.net = kind->name;
         o.crop = 32;
         o.steps = 2;
         o.out = tmp_path("net.safetensors");
@@ -383,11 +387,11 @@ static void test_every_net(lumos_ctx *ctx, const char *const *src)
         o.user = &grads_ok;
         lumos__train_result res;
         int rc = lumos__train(ctx, &o, &res);
-        CHECK(rc == LUMOS_OK && res.step == 2 && grads_ok, "%s: %s%s", lumos_isp_name(kind),
+        CHECK(rc == LUMOS_OK && res.step == 2 && grads_ok, "%s: %s%s", kind->name,
               lumos_last_error(ctx), grads_ok ? "" : " (a gradient norm 0 or not finite)");
         lumos_net *net = NULL;
-        rc = lumos_net_load(ctx, kind, o.out, &net);
-        CHECK(rc == LUMOS_OK, "%s weights: %s", lumos_isp_name(kind), lumos_last_error(ctx));
+        rc = lumos_net_load(ctx, kind->name, o.out, &net);
+        CHECK(rc == LUMOS_OK, "%s weights: %s", kind->name, lumos_last_error(ctx));
         lumos_net_free(net);
     }
 }
@@ -635,12 +639,12 @@ static void test_bad_file(lumos_ctx *ctx)
  * trainer says so once they have been 0 for 50 steps. */
 static void test_dead_outputs_noticed(lumos_ctx *ctx, const char *const *src)
 {
-    const lumos_isp_kind kind = LUMOS_ISP_EFFICIENT;
-    size_t n = lumos__learned_weight_count(kind);
+    const lumos__net_def *kind = net_named("efficient");
+    size_t n = lumos__net_weight_count(kind);
     float *w = malloc(n * sizeof *w);
     uint64_t rng = 4;
     lumos__train_init_weights(ctx, kind, &rng, w);
-    ptrdiff_t at = lumos__learned_tensor_offset(kind, "conv3.bias");
+    ptrdiff_t at = lumos__net_tensor_offset(kind, "conv3.bias");
     for (int k = 0; k < 12; k++) w[at + k] = -100;
     const char *path = tmp_path("dead.safetensors");
     CHECK(lumos__train_write_weights(ctx, kind, LUMOS_INPUT_SENSOR, w, 0, path) == LUMOS_OK, "%s",
@@ -696,14 +700,14 @@ static void test_bad_checkpoints(lumos_ctx *ctx, const char *const *src)
     free(good);
     /* Sound, but of another network or crop. */
     o.checkpoint = tmp_path("c.ckp");
-    o.net = LUMOS_ISP_ROBUST;
+    o.net = "robust";
     int rc = lumos__train(ctx, &o, NULL);
     CHECK(rc == LUMOS_E_ARG && strstr(lumos_last_error(ctx), "efficient network, not robust"),
           "another net: rc %d: %s", rc, lumos_last_error(ctx));
-    o.net = LUMOS_ISP_EFFICIENT;
+    o.net = "efficient";
     o.crop = 32;
     rc = lumos__train(ctx, &o, NULL);
-    CHECK(rc == LUMOS_E_ARG && strstr(lumos_last_error(ctx), "--crop 64, this run has --crop 32"),
+    CHECK(rc == LUMOS_E_ARG && strstr(lumos_last_error(ctx), "the crop 64, this run has the crop 32"),
           "another crop: rc %d: %s", rc, lumos_last_error(ctx));
     o.crop = 64;
     o.checkpoint = tmp_path("missing.ckp");

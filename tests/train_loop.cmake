@@ -9,3 +9,7 @@ lumos_test(test_trainer SOURCES test_trainer.c LABEL train
 add_test(NAME test_train_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_train_cli.sh
                                      $<TARGET_FILE:lumos_cli> ${LUMOS_PHOTOS})
 set_tests_properties(test_train_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
+# Training across two MPI ranks against one process (skips without Open MPI).
+add_test(NAME test_train_mpi COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_train_mpi.sh
+                                     $<TARGET_FILE:lumos_cli> ${LUMOS_PHOTOS})
+set_tests_properties(test_train_mpi PROPERTIES SKIP_RETURN_CODE 77 LABELS train TIMEOUT 600)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/context.h"
+#include "core/context.h"
 
 lumos__adam_hparams lumos__adam_hparams_default(double lr)
 {

@@ -9,8 +9,7 @@
 #include <string.h>
 
 #include "pipeline/learned.h"
-#include "pipeline/context.h"
-#include "stages/learned_isp.h"
+#include "core/context.h"
 #include "stages/train_losses.h"
 #include "train/unprocess.h"
 
@@ -63,7 +62,7 @@ void lumos__gan_options_init(lumos__gan_options *o)
     o->gamma = 10.f;
 }
 
-static size_t count_of(int net) { return lumos__learned_weight_count((lumos_isp_kind)net); }
+static size_t count_of(int net) { return lumos__net_weight_count(lumos__loss_net(net)); }
 
 static void shared_free(shared *sh)
 {
@@ -89,7 +88,7 @@ static void random_features(float *flat, uint64_t *rng)
 {
     const lumos__tensor_spec *t;
     size_t at = 0;
-    for (size_t i = 0; (t = lumos__learned_tensor((lumos_isp_kind)LUMOS__NET_MOBILENET, i)); i++) {
+    for (size_t i = 0; (t = lumos__net_tensor(lumos__loss_net(LUMOS__NET_MOBILENET), i)); i++) {
         size_t n = lumos__tensor_elements(t), len = strlen(t->name);
         double bound = t->ndim == 4 ? sqrt(6.0 / (double)(t->shape[1] * t->shape[2] * t->shape[3])) : 0;
         int ones = t->ndim == 1 && (strstr(t->name + len - 7, ".weight") || strstr(t->name, "running_var"));
@@ -103,7 +102,7 @@ static void random_features(float *flat, uint64_t *rng)
  * (the loader names the file and the first tensor that does not fit). */
 static int load_content_vgg(lumos_ctx *ctx, const char *path, shared *sh)
 {
-    const lumos_isp_kind vgg = (lumos_isp_kind)LUMOS__NET_VGG19;
+    const lumos__net_def *vgg = lumos__loss_net(LUMOS__NET_VGG19);
     sh->content_vgg = malloc(count_of(LUMOS__NET_VGG19) * sizeof(float));
     if (!sh->content_vgg) return lumos__fail(ctx, LUMOS_E_NOMEM, "training terms: out of memory");
     int rc = lumos__flat_from_safetensors(ctx, vgg, path, 0, sh->content_vgg, NULL, NULL);
@@ -141,7 +140,7 @@ int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_t
     uint64_t rng = o->seed ^ 0x67616e2d696e6974ull; /* "gan-init": apart from the generator's */
     int rc = LUMOS_OK;
     if (o->features)
-        rc = lumos__flat_from_safetensors(ctx, (lumos_isp_kind)LUMOS__NET_MOBILENET, o->features, 0,
+        rc = lumos__flat_from_safetensors(ctx, lumos__loss_net(LUMOS__NET_MOBILENET), o->features, 0,
                                           sh->features, NULL, NULL);
     else random_features(sh->features, &rng);
     if (rc == LUMOS_OK && o->content_features) rc = load_content_vgg(ctx, o->content_features, sh);
@@ -150,7 +149,7 @@ int lumos__gan_terms(lumos_ctx *ctx, const lumos__gan_options *o, lumos__train_t
         sh->d[k] = malloc(sh->n[k] * sizeof(float));
         sh->grad[k] = calloc(sh->n[k], sizeof(float));
         if (!sh->d[k] || !sh->grad[k]) goto nomem;
-        rc = lumos__train_init_weights(ctx, (lumos_isp_kind)disc_net[k], &rng, sh->d[k]);
+        rc = lumos__train_init_weights(ctx, lumos__loss_net(disc_net[k]), &rng, sh->d[k]);
         sh->groups[k] = (lumos__train_params){disc_name[k], sh->d[k], sh->grad[k], sh->n[k]};
     }
     if (rc) {

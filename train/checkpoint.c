@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "io/atomic.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 static const char magic[8] = {'L', 'U', 'M', 'O', 'S', 'C', 'K', 'P'};
 
@@ -66,7 +66,7 @@ static uint64_t get64(const unsigned char *b)
 /* --------------------------------------------------------------- sections */
 
 enum { T_BYTES = 1, T_U64 = 8, T_F32 = 4 }; /* the value is the element size */
-enum { F_META, F_RNG, F_CURSOR, F_STEP, F_PARAMS, F_M, F_V };
+enum { F_NET, F_META, F_RNG, F_CURSOR, F_STEP, F_PARAMS, F_M, F_V };
 
 typedef struct section {
     char name[LUMOS__CKP_NAME_SIZE];
@@ -87,21 +87,23 @@ typedef struct layout {
 static int build_layout(lumos_ctx *ctx, const char *path, const lumos__checkpoint *ck, layout *L)
 {
     size_t groups = ck->adam ? ck->adam->count : 0;
-    L->n = 3 + 4 * groups;
+    L->n = 4 + 4 * groups;
     L->s = calloc(L->n, sizeof *L->s);
     if (!L->s) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
     section *s = L->s;
-    strcpy(s[0].name, "meta");
-    s[0].type = T_BYTES, s[0].field = F_META, s[0].count = ck->meta ? strlen(ck->meta) : 0;
-    strcpy(s[1].name, "rng");
-    s[1].type = T_U64, s[1].field = F_RNG, s[1].count = ck->n_rng;
-    strcpy(s[2].name, "cursor");
-    s[2].type = T_U64, s[2].field = F_CURSOR, s[2].count = ck->n_cursor;
+    strcpy(s[0].name, "net");
+    s[0].type = T_BYTES, s[0].field = F_NET, s[0].count = strlen(ck->net);
+    strcpy(s[1].name, "meta");
+    s[1].type = T_BYTES, s[1].field = F_META, s[1].count = ck->meta ? strlen(ck->meta) : 0;
+    strcpy(s[2].name, "rng");
+    s[2].type = T_U64, s[2].field = F_RNG, s[2].count = ck->n_rng;
+    strcpy(s[3].name, "cursor");
+    s[3].type = T_U64, s[3].field = F_CURSOR, s[3].count = ck->n_cursor;
     static const char *const suffix[4] = {"step", "params", "m", "v"};
     for (size_t i = 0; i < groups; i++) {
         lumos__adam_group *g = &ck->adam->groups[i];
         for (int k = 0; k < 4; k++) {
-            section *x = &s[3 + 4 * i + (size_t)k];
+            section *x = &s[4 + 4 * i + (size_t)k];
             snprintf(x->name, sizeof x->name, "adam.%s.%s", g->name, suffix[k]);
             x->type = k == 0 ? T_U64 : T_F32;
             x->field = F_STEP + k;
@@ -116,6 +118,7 @@ static int build_layout(lumos_ctx *ctx, const char *path, const lumos__checkpoin
 static const void *section_data(const section *x, const lumos__checkpoint *ck)
 {
     switch (x->field) {
+    case F_NET: return ck->net;
     case F_META: return ck->meta;
     case F_RNG: return ck->rng;
     case F_CURSOR: return ck->cursor;
@@ -199,12 +202,14 @@ static void write_section(writer *w, const section *x, const lumos__checkpoint *
 
 static int check_args(lumos_ctx *ctx, const char *path, const lumos__checkpoint *ck)
 {
-    if (!path || !*path || !ck)
-        return lumos__fail(ctx, LUMOS_E_ARG, "checkpoint: no path or no checkpoint");
+    if (!path || !*path || !ck || !ck->net || !*ck->net)
+        return lumos__fail(ctx, LUMOS_E_ARG, "checkpoint: no path, checkpoint or network name");
+    if (strlen(ck->net) >= LUMOS__CKP_NAME_SIZE)
+        return lumos__fail(ctx, LUMOS_E_ARG, "%s: network name '%s' too long", path, ck->net);
     if ((ck->n_rng && !ck->rng) || (ck->n_cursor && !ck->cursor))
         return lumos__fail(ctx, LUMOS_E_ARG, "%s: RNG or cursor words without a buffer", path);
     if (ck->n_rng > UINT32_MAX || ck->n_cursor > UINT32_MAX ||
-        (ck->adam && ck->adam->count > (UINT32_MAX - 3) / 4))
+        (ck->adam && ck->adam->count > (UINT32_MAX - 4) / 4))
         return lumos__fail(ctx, LUMOS_E_ARG, "%s: too many RNG/cursor words or groups", path);
     return LUMOS_OK;
 }
@@ -238,7 +243,6 @@ int lumos__checkpoint_write(lumos_ctx *ctx, const char *path, const lumos__check
     }
     memcpy(h, magic, 8);
     put32(h + 8, LUMOS__CKP_VERSION);
-    put32(h + 12, ck->kind);
     put64(h + 16, ck->step);
     put64(h + 24, size);
     put32(h + 32, (uint32_t)L.n);
@@ -339,12 +343,23 @@ static int validate(lumos_ctx *ctx, const char *path, const lumos__checkpoint *c
     if (size < n)
         return BAD("%s: %zu bytes, %zu more than the checkpoint's %" PRIu64 " (trailing data)",
                    path, n, n - (size_t)size, size);
-    uint32_t kind = get32(b + 12), sections = get32(b + 32), groups = get32(b + 36),
-             nrng = get32(b + 40), ncur = get32(b + 44);
+    uint32_t sections = get32(b + 32), groups = get32(b + 36), nrng = get32(b + 40),
+             ncur = get32(b + 44);
     size_t want_groups = ck->adam ? ck->adam->count : 0;
-    if (kind != ck->kind)
-        return BAD("%s: a checkpoint of kind %" PRIu32 ", this trainer's kind is %" PRIu32, path,
-                   kind, ck->kind);
+    /* The network first: another one's checkpoint differs in every size. */
+    const unsigned char *first = b + LUMOS__CKP_HEADER_SIZE;
+    if (sections && n - LUMOS__CKP_HEADER_SIZE >= LUMOS__CKP_SECTION_HEADER_SIZE &&
+        get32(first + 76) == lumos__crc32(0, first, 76) && !strcmp((const char *)first, "net")) {
+        uint64_t len = get64(first + 64);
+        const char *name = (const char *)first + LUMOS__CKP_SECTION_HEADER_SIZE;
+        /* a damaged name is the section loop's to report */
+        if (len < LUMOS__CKP_NAME_SIZE &&
+            len <= n - LUMOS__CKP_HEADER_SIZE - LUMOS__CKP_SECTION_HEADER_SIZE &&
+            get32(first + 72) == lumos__crc32(0, name, (size_t)len) &&
+            (len != strlen(ck->net) || memcmp(name, ck->net, (size_t)len)))
+            return lumos__fail(ctx, LUMOS_E_ARG, "%s: a checkpoint of the %.*s network, not %s",
+                               path, (int)len, name, ck->net);
+    }
     if (groups != want_groups)
         return BAD("%s: %" PRIu32 " Adam groups, this trainer has %zu", path, groups,
                    want_groups);
@@ -376,7 +391,10 @@ static int validate(lumos_ctx *ctx, const char *path, const lumos__checkpoint *c
             if (!strcmp(L->s[k].name, name)) x = &L->s[k];
         if (!x) return BAD("%s: unexpected section \"%s\" (not part of this trainer)", path, name);
         if (x->payload) return BAD("%s: section \"%s\" appears twice", path, name);
-        if (x->field == F_META) {
+        if (x->field == F_NET) {
+            if (psize != x->count || memcmp(b + off, ck->net, x->count))
+                return BAD("%s: section \"net\": not this trainer's network (%s)", path, ck->net);
+        } else if (x->field == F_META) {
             if (psize > LUMOS__CKP_META_MAX || memchr(b + off, 0, (size_t)psize))
                 return BAD("%s: section \"meta\": %" PRIu64 " bytes, not a text of at most %d",
                            path, psize, LUMOS__CKP_META_MAX);
@@ -427,17 +445,17 @@ int lumos__checkpoint_read(lumos_ctx *ctx, const char *path, lumos__checkpoint *
     if (st) goto out;
 
     /* Everything that can fail before anything of the caller's changes. */
-    meta = malloc(L.s[0].count + 1);
+    meta = malloc(L.s[1].count + 1);
     if (!meta) {
         st = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
         goto out;
     }
-    memcpy(meta, L.s[0].payload, L.s[0].count);
-    meta[L.s[0].count] = '\0';
+    memcpy(meta, L.s[1].payload, L.s[1].count);
+    meta[L.s[1].count] = '\0';
     for (size_t i = 0; ck->adam && i < ck->adam->count; i++)
         if ((st = lumos__adam_alloc_state(ctx, &ck->adam->groups[i]))) goto out;
 
-    for (size_t k = 1; k < L.n; k++) {
+    for (size_t k = 2; k < L.n; k++) {
         section *x = &L.s[k];
         switch (x->field) {
         case F_RNG: decode(x, ck->rng); break;

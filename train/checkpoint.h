@@ -2,14 +2,16 @@
  *
  * Layout, every integer little-endian, floats as IEEE-754 binary32 LE:
  *   header, 64 bytes:
- *     0  "LUMOSCKP"          8  u32 version (1)     12 u32 kind (net id)
+ *     0  "LUMOSCKP"          8  u32 version (2)     12 u32 zero
  *     16 u64 step            24 u64 file size       32 u32 section count
  *     36 u32 Adam groups     40 u32 RNG words       44 u32 cursor words
  *     48 u32 header size (64) 52 8 zero bytes       60 u32 CRC-32 of bytes 0..59
  *   then sections, each an 80-byte header and its payload (no padding):
  *     0 name, NUL-padded to 64   64 u64 payload size
  *     72 u32 CRC-32 of payload   76 u32 CRC-32 of bytes 0..75
- *   sections: "meta" (bytes), "rng" (u64s), "cursor" (u64s), and per Adam
+ *   sections: "net" (bytes: the network's name, first, so that a checkpoint
+ *   of another network is named as such before its sizes disagree), "meta"
+ *   (bytes), "rng" (u64s), "cursor" (u64s), and per Adam
  *   group G: "adam.G.step" (u64), "adam.G.params", "adam.G.m", "adam.G.v"
  *   (floats).
  * The header, which carries the counts and the file size, is written last
@@ -29,7 +31,7 @@
 #include "train/adam.h"
 
 enum {
-    LUMOS__CKP_VERSION = 1,
+    LUMOS__CKP_VERSION = 2, /* 1: the network as a number */
     LUMOS__CKP_HEADER_SIZE = 64,
     LUMOS__CKP_SECTION_HEADER_SIZE = 80,
     LUMOS__CKP_NAME_SIZE = 64,
@@ -37,7 +39,7 @@ enum {
 };
 
 typedef struct lumos__checkpoint {
-    uint32_t kind;        /* which net/trainer; a read must find the same */
+    const char *net;      /* the network's name ("efficient"); a read must find the same */
     uint64_t step;        /* the trainer's step; set by a read */
     lumos__adam *adam;    /* groups (names, sizes) as the trainer built them; a
                              read fills params, moments and step counts */
@@ -56,8 +58,9 @@ int lumos__checkpoint_write(lumos_ctx *ctx, const char *path, const lumos__check
 
 /* Reads path into ck, whose kind, Adam groups, n_rng and n_cursor say what
  * the caller expects. LUMOS_E_FORMAT (message: the path and the reason) on
- * a wrong magic, version or kind, truncation, a CRC mismatch, a section of
+ * a wrong magic or version, truncation, a CRC mismatch, a section of
  * another size than expected, a missing, duplicate or unknown section;
+ * LUMOS_E_ARG for a sound checkpoint of another network (named);
  * LUMOS_E_IO when the file cannot be read. On failure ck and its buffers are
  * unchanged (moments may have been allocated, still zero). */
 int lumos__checkpoint_read(lumos_ctx *ctx, const char *path, lumos__checkpoint *ck);

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "pipeline/context.h"
+#include "core/context.h"
 
 /* Deeper than any photo tree; stops a symlink loop. */
 enum { MAX_DEPTH = 16 };

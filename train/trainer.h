@@ -1,9 +1,9 @@
-/* trainer.h — the training loop of the learned ISPs (`lumos train`).
+/* trainer.h — the training loop (`lumos train`), for any task (train/task.h;
+ * the learned ISP, train/isp_task.c, is the one so far).
  *
- * One step: a batch of B samples is drawn (a RAW side, its classical
- * render, and a target photo crop), each is run through the network, every
- * loss term is evaluated on the output and back-propagated separately, and
- * the generator takes one Adam step on
+ * One step: a batch of B samples is drawn by the task, each is run through
+ * the network, every loss term is evaluated on the output and
+ * back-propagated separately, and the network takes one Adam step on
  *
  *     g = sum_i w_i * g_i / (||g_i|| + 1e-12),   g_i = mean over the batch of dL_i/dθ
  *
@@ -11,22 +11,12 @@
  * term's weight is its share of the direction, whatever its scale). Terms
  * with a discriminator take their own step every `d_every` generator steps.
  *
- * Samples. A photo of the train split is cropped (crop × crop, even offset,
- * random flips) and unprocessed into a noisy mosaic with random gains
- * (train/unprocess.h); a RAW file is cropped on its mosaic. The classical
- * render of every mosaic (lumos_isp_classic, tone 0, the unprocessing's
- * exposure, then the smoothstep tone curve the unprocessing inverted: the
- * ISP Brooks et al. invert) is the content target of the unpaired method.
- * The target: paired mode, the photo crop itself (aligned; RAW files have
- * none and are left out); unpaired mode, a crop of another photo, drawn by
- * an independent cursor.
- *
  * Reproducibility. All randomness comes from splitmix64 states derived from
- * the seed (weights, data, targets) and each epoch's order of the files is a
- * shuffle derived from the seed, so one seed gives one run, bit for bit,
- * whatever the thread count. A checkpoint holds the Adam groups (weights and
- * moments), the RNG states and the data cursors; a run resumed from it
- * continues exactly as the uninterrupted run would have. */
+ * the seed (weights, the task's data streams), so one seed gives one run,
+ * bit for bit, whatever the thread count. A checkpoint holds the Adam
+ * groups (weights and moments), the task's RNG states and data cursors; a
+ * run resumed from it continues exactly as the uninterrupted run would
+ * have. */
 #ifndef LUMOS_TRAIN_TRAINER_H
 #define LUMOS_TRAIN_TRAINER_H
 
@@ -35,6 +25,7 @@
 #include <stdint.h>
 
 #include "lumos.h"
+#include "stages/nets.h"
 #include "train/adam.h"
 
 typedef enum lumos__train_mode {
@@ -42,8 +33,10 @@ typedef enum lumos__train_mode {
     LUMOS__TRAIN_PAIRED = 1    /* the target is the photo the mosaic was made from */
 } lumos__train_mode;
 
-/* One training sample, as the loss terms see it. Images are width×height×3
- * floats, rows packed, sRGB-encoded values in [0, 1]. */
+/* One training sample, as the loss terms see it (the ISP task's fields; a
+ * task embeds it in its own sample). Images are width×height×3 floats,
+ * rows packed, sRGB-encoded values in [0, 1]; the network's output has the
+ * same shape. */
 typedef struct lumos__train_sample {
     int width, height;
     const uint16_t *mosaic;   /* width×height, rows packed */
@@ -106,9 +99,27 @@ typedef struct lumos__train_report {
     double lr_g;
 } lumos__train_report;
 
+/* Training across processes (e.g. MPI ranks; the library itself links no
+ * MPI: the caller gives the collective). Every rank draws the whole batch
+ * (one data stream, as one process would draw it) but runs the network
+ * forward and backward only on its share (samples b with b % size == rank);
+ * the loop then sums the terms' gradients and values over the ranks and
+ * gathers the outputs, so every rank takes the same Adam and discriminator
+ * steps. Rank 0 alone reports and writes (log, previews, checkpoints,
+ * weights); every rank reads a checkpoint to resume. */
+typedef struct lumos__train_comm {
+    int rank, size;
+    /* In place, over n elements: their sum over every rank. All ranks call
+     * it in the same order; nonzero on failure. */
+    int (*sum_f64)(void *user, double *buf, size_t n);
+    int (*sum_f32)(void *user, float *buf, size_t n);
+    void *user;
+} lumos__train_comm;
+
 typedef struct lumos__train_options {
-    lumos_isp_kind net;            /* EFFICIENT, ROBUST or RMFA_TINY */
-    lumos__train_mode mode;
+    const char *task;              /* "isp" (default): train/task.h */
+    const char *net;               /* the network: a learned ISP's name, "efficient" (default) */
+    lumos__train_mode mode;        /* the ISP task's (and its input and feature networks) */
     lumos_net_input input;         /* SENSOR (default): the mosaic as is; AGNOSTIC: the
                                       canonical mosaic of pipeline/agnostic.h */
     const char *const *sources;    /* lumos__dataset_open's sources */
@@ -142,12 +153,14 @@ typedef struct lumos__train_options {
     int resume;                    /* continue from `checkpoint` */
     int progress;                  /* 1: progress lines on stderr */
     int report_every;              /* steps between progress lines off a terminal (10) */
-    volatile sig_atomic_t *stop;   /* when set (a signal handler): end after this step */
+    volatile sig_atomic_t *stop;   /* when set (a signal handler): end after this step
+                                      (with `comm`: when any rank's is set) */
+    const lumos__train_comm *comm; /* NULL: one process */
     void (*on_step)(void *user, const lumos__train_report *r);
     void *user;
 } lumos__train_options;
 
-/* The defaults above; net EFFICIENT, mode UNPAIRED, no sources. */
+/* The defaults above; task "isp", net "efficient", mode UNPAIRED, no sources. */
 void lumos__train_options_init(lumos__train_options *o);
 
 /* The default terms of a mode: unpaired, the method's "content:1,tv:1,
@@ -171,6 +184,8 @@ typedef struct lumos__train_result {
     size_t skipped_files;     /* bad data files met (each counted once) */
     double seconds;           /* this run's training time */
     double seconds_per_step;  /* its mean */
+    double comm_seconds;      /* with comm: time in the collectives, this run */
+    double comm_bytes;        /* with comm: bytes summed over the ranks per step */
 } lumos__train_result;
 
 /* Trains per o. Errors (bad options, unreadable data, a damaged or
@@ -187,22 +202,22 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
 size_t lumos__train_default_cache_mb(void);
 
 /* PyTorch's default Conv2d init (kaiming_uniform_(a=sqrt(5)): weight and
- * bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))) of network `kind` into flat
- * (lumos__learned_weight_count floats), from *rng (which advances). */
-int lumos__train_init_weights(lumos_ctx *ctx, lumos_isp_kind kind, uint64_t *rng, float *flat);
+ * bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))) of network `net` into flat
+ * (lumos__net_weight_count floats), from *rng (which advances). */
+int lumos__train_init_weights(lumos_ctx *ctx, const lumos__net_def *net, uint64_t *rng, float *flat);
 
 /* EfficientISP and RobustISP emit the image through a ReLU: an output unit
  * whose input is negative for every pixel stays black for good, one phase
  * of one colour (a 2×2 pattern and a cast); PyTorch's init starts some so.
  * Their last bias is set to 0.5 (mid-grey) so every output starts alive; a
  * no-op for the other networks. */
-void lumos__train_start_outputs_alive(lumos_isp_kind kind, float *flat);
+void lumos__train_start_outputs_alive(const lumos__net_def *net, float *flat);
 
 /* The network's weights as safetensors, state_dict names (atomic write);
  * the metadata say what the network sees (lumos_input; lumos_exposure
  * "input": the mosaic brightened by the exposure, lumos_isp_learned) and
  * the step. */
-int lumos__train_write_weights(lumos_ctx *ctx, lumos_isp_kind kind, lumos_net_input input,
+int lumos__train_write_weights(lumos_ctx *ctx, const lumos__net_def *net, lumos_net_input input,
                                const float *flat, uint64_t step, const char *path);
 
 /* ---- held-out samples (bench/isp_quality): the test split as the

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "io/raw_internal.h"
-#include "pipeline/context.h"
+#include "core/context.h"
 
 /* LibRaw's rgb_cam of the Canon EOS 30D (rawtran-doc's IMG_5952.CR2, as
  * `lumos info --json` prints it): a real camera's gamut, so that unprocessed
