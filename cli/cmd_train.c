@@ -13,7 +13,7 @@
 #include "args.h"
 #include "commands.h"
 #include "lumos.h"
-#include "mpi.h"
+#include "mpi_comm.h"
 #include "train/adversarial.h"
 #include "train/trainer.h"
 

@@ -1,5 +1,5 @@
-/* mpi.c — the MPI collective of `lumos train` (see mpi.h). */
-#include "mpi.h"
+/* mpi_comm.c — the MPI collective of `lumos train` (see mpi_comm.h). */
+#include "mpi_comm.h"
 
 #include <stdlib.h>
 

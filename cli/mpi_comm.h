@@ -1,4 +1,4 @@
-/* mpi.h — `lumos train` across processes under mpirun (Open MPI): the
+/* mpi_comm.h — `lumos train` across processes under mpirun (Open MPI): the
  * collective the trainer's lumos__train_comm asks for. Built only when CMake
  * finds MPI (LUMOS_WITH_MPI); the library itself links no MPI. */
 #ifndef LUMOS_CLI_MPI_H
