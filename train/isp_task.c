@@ -352,15 +352,6 @@ static int stream_next(isp_task *t, stream *s, uint64_t *pos, size_t avoid, lumo
 
 /* ------------------------------------------------------------ the samples */
 
-/* Fails with rc, the context's error prefixed with the file it concerns
- * (unless it names it already). */
-static int fail_in(lumos_ctx *ctx, int rc, const char *path)
-{
-    char why[1024];
-    snprintf(why, sizeof why, "%s", lumos_last_error(ctx));
-    return strstr(why, path) ? rc : lumos__fail(ctx, rc, "%s: %s", path, why);
-}
-
 /* An 8/16-bit RGB image as floats in [0, 1], rows packed; tone_curve: the
  * smoothstep of the classical render (see the top) on top. */
 static void image_to_float(const lumos_image *img, float *out, int tone_curve)
@@ -437,7 +428,7 @@ static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c
         rc = lumos__mosaic_levels(ctx, &info, exposure_ev, sl->black, sl->scale, &sl->cfa_x,
                                   &sl->cfa_y);
     if (rc == LUMOS_OK) rc = classic_render(ctx, sl->mosaic, &info, exposure_ev, sl->classic);
-    if (rc) return fail_in(ctx, rc, it->path);
+    if (rc) return lumos__train_fail_in(ctx, rc, it->path);
     sl->s.width = c->width;
     sl->s.height = c->height;
     sl->s.mosaic = sl->mosaic;

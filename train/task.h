@@ -73,6 +73,10 @@ typedef struct lumos__train_task {
  * input and data. */
 int lumos__isp_task_open(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_task *task);
 
+/* Fails with rc, the context's error prefixed with the file it concerns
+ * (unless it names it already; path NULL: as it is). */
+int lumos__train_fail_in(lumos_ctx *ctx, int rc, const char *path);
+
 /* The value of "key=" in meta into buf ("" if absent); returns buf. */
 const char *lumos__train_meta_value(const char *meta, const char *key, char *buf, size_t n);
 

@@ -74,12 +74,18 @@ void lumos__train_options_init(lumos__train_options *o)
     o->report_every = 10;
 }
 
+/* The opener of task `name`, or NULL. */
+static int (*task_opener(const char *name))(lumos_ctx *, const lumos__train_options *,
+                                             lumos__train_task *)
+{
+    for (size_t k = 0; name && k < sizeof tasks / sizeof *tasks; k++)
+        if (!strcmp(tasks[k].name, name)) return tasks[k].open;
+    return NULL;
+}
+
 static int check_options(lumos_ctx *ctx, const lumos__train_options *o)
 {
-    int known = 0;
-    for (size_t k = 0; o->task && k < sizeof tasks / sizeof *tasks; k++)
-        known |= !strcmp(tasks[k].name, o->task);
-    if (!known)
+    if (!task_opener(o->task))
         return lumos__fail(ctx, LUMOS_E_ARG, "train: unknown task '%s'", o->task ? o->task : "(null)");
     if (o->steps < 1 || o->batch < 1 || o->batch > MAX_BATCH)
         return lumos__fail(ctx, LUMOS_E_ARG, "train: steps %" PRIu64 " (>= 1), batch %d (1..%d)",
@@ -148,7 +154,7 @@ typedef struct trainer {
     int rank, ranks;
     double *sums;      /* n_terms × n_params gradient sums, n_terms values, 2 flags */
     float *outs;       /* batch × crop² × 3 outputs */
-    double comm_seconds;
+    double comm_seconds, comm_bytes; /* in the collectives; bytes summed a step */
 
     FILE *log;
     uint64_t step;
@@ -179,9 +185,7 @@ static void slot_free(trainer *t, slot *sl)
     memset(sl, 0, sizeof *sl);
 }
 
-/* Fails with rc, the context's error prefixed with the file it concerns
- * (unless it names it already). */
-static int fail_in(lumos_ctx *ctx, int rc, const char *path)
+int lumos__train_fail_in(lumos_ctx *ctx, int rc, const char *path)
 {
     char why[1024];
     snprintf(why, sizeof why, "%s", lumos_last_error(ctx));
@@ -204,7 +208,7 @@ static int run_sample(const trainer *t, lumos_ctx *ctx, slot *sl)
             rc = task->backward(task->state, ctx, t->weights, sl->sample, sl->grad_out, grad);
         }
     }
-    return rc ? fail_in(ctx, rc, s->path) : LUMOS_OK;
+    return rc ? lumos__train_fail_in(ctx, rc, s->path) : LUMOS_OK;
 }
 
 typedef struct work {
@@ -295,6 +299,8 @@ static int sum_terms(trainer *t, int failed, int *any_failed, int *stop)
     values[nt + 1] = *stop ? 1 : 0;
     const lumos__train_comm *c = t->o->comm;
     double t0 = now_s();
+    t->comm_bytes = (double)((nt * np + nt + 2) * sizeof *sums +
+                             (size_t)batch * t->o->crop * t->o->crop * 3 * sizeof *t->outs);
     int rc = c->sum_f64(c->user, sums, nt * np + nt + 2);
     /* the outputs, for the discriminators and the task: each rank's own, zeros elsewhere */
     const size_t px = (size_t)t->o->crop * t->o->crop * 3;
@@ -612,9 +618,7 @@ static int setup_weights(trainer *t)
 static int setup(trainer *t)
 {
     const lumos__train_options *o = t->o;
-    int rc = LUMOS_E_ARG;
-    for (size_t k = 0; k < sizeof tasks / sizeof *tasks; k++)
-        if (!strcmp(tasks[k].name, o->task)) rc = tasks[k].open(t->ctx, o, &t->task);
+    int rc = task_opener(o->task)(t->ctx, o, &t->task); /* check_options found it */
     if (rc) return rc;
     if (t->task.n_rng > N_RNG || t->task.n_cursor > N_CURSOR)
         return lumos__fail(t->ctx, LUMOS_E_ARG, "train: the task has too many random streams");
@@ -773,9 +777,7 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
     res->seconds_per_step =
         t.step > res->first_step ? res->seconds / (double)(t.step - res->first_step) : 0;
     res->comm_seconds = t.comm_seconds;
-    if (t.ranks > 1) /* what sum_terms sends each step */
-        res->comm_bytes = (double)(((size_t)t.n_terms * t.n_params + (size_t)t.n_terms + 2) * 8 +
-                                   (size_t)o->batch * o->crop * o->crop * 3 * 4);
+    res->comm_bytes = t.comm_bytes;
     free(acc);
     teardown(&t);
     return rc;
