@@ -387,11 +387,19 @@ public:
     // CBAM spatial attention: sigmoid(conv_k×k([mean_c m, max_c m])) · m.
     Map spatial_attention(const Map &m, const std::string &name, int k) {
         const int C = m.channels;
-        Func pooled{clean(name) + "_pooled"};
-        Expr sum = 0.f, mx = m.f(0, x, y);
-        for (int i = 0; i < C; i++) sum += m.f(i, x, y);
-        for (int i = 1; i < C; i++) mx = max(mx, m.f(i, x, y));
-        pooled(c, x, y) = select(c == 0, sum / float(C), mx);
+        // The channel sum and maximum as reductions over a channel RDom, so
+        // that a schedule can load a pixel's channels as one vector and
+        // reduce across its lanes: written out per channel, a map stored
+        // channel-innermost and vectorised over x read them as gathers.
+        Func pooled{clean(name) + "_pooled"}, sum{clean(name) + "_sum"}, mx{clean(name) + "_max"};
+        RDom rc(0, C, clean(name) + "_rc");
+        sum(x, y) = 0.f;
+        sum(x, y) += m.f(rc, x, y);
+        mx(x, y) = m.f(0, x, y);
+        mx(x, y) = max(mx(x, y), m.f(rc, x, y));
+        channel_reductions_.push_back(sum);
+        channel_reductions_.push_back(mx);
+        pooled(c, x, y) = select(c == 0, sum(x, y) / float(C), mx(x, y));
         pointwise_.push_back(pooled);
         Map pool = record({pooled, 2, m.width, m.height}, {m}, [=](Func g) {
             // The maximum's gradient goes to its first channel, as torch.max's.

@@ -111,6 +111,7 @@ void place_layers(NetBuilder &b, LoopLevel at, Var c, Var x, Var y, int vec) {
         place(f);
         f.vectorize(x, vec);
     }
+    for (Func f : b.channel_reductions()) NetBuilder::schedule_channel_reduction(f, at, false);
 }
 
 class LearnedIsp : public Generator<LearnedIsp> {
@@ -236,6 +237,9 @@ public:
     GeneratorParam<int> from{"from", -1};
     GeneratorParam<int> to{"to", -1};
     GeneratorParam<bool> stats_pass{"statistics", false};
+    // whole: the state at `to`; carry: its carried part only; derive: its
+    // derived part from its carried part (stored at from = to), nets/isp.h.
+    GeneratorParam<std::string> part{"part", "whole"};
 
     Input<Buffer<uint16_t>> raw{"raw", 2};
     Input<int> cfa_x{"cfa_x"};
@@ -255,6 +259,13 @@ public:
         const lumos::IspNet &spec = lumos::isp_net(name);
         if (!spec.chain_channels || !spec.build_from) throw std::runtime_error(name + " has no chain");
         const int C = spec.chain_channels;
+        const std::string which = part;
+        const bool carry = which == "carry", derive = which == "derive";
+        if (!carry && !derive && which != "whole") throw std::runtime_error("part: " + which);
+        if ((carry || derive) && (!spec.derive || to < 0))
+            throw std::runtime_error(name + ": no " + which + " piece");
+        const int in_channels = derive ? spec.carried_channels : C;
+        const int out_channels = carry ? spec.carried_channels : derive ? C - spec.carried_channels : C;
         NetBuilder b(weights, name);
         Expr W = raw.width(), H = raw.height(), FW = W + cfa_x, FH = H + cfa_y;
 
@@ -266,8 +277,8 @@ public:
             // Clamped: the pointwise layers read it over whole output tiles.
             Func stored{"stored"};
             stored(c, x, y) = cast<float>(xin(c, clamp(x, 0, FW - 1), clamp(y, 0, FH - 1)));
-            in = Map{stored, C, FW, FH};
-            xin.dim(0).set_bounds(0, C).set_stride(1);
+            in = Map{stored, in_channels, FW, FH};
+            xin.dim(0).set_bounds(0, in_channels).set_stride(1);
         }
         lumos::GlobalPooling from_stats = [this](NetBuilder &, const Map &m, int i) {
             Func mean{"mean" + std::to_string(i)}, mx{"max" + std::to_string(i)};
@@ -277,7 +288,8 @@ public:
         };
         const int stop = to >= 0 ? (int)to : stats_pass ? (int)from : spec.stat_points;
         Map pooled;
-        Map result = spec.build_from(b, in, from, stop, pooled, from_stats);
+        Map result = derive ? spec.derive(b, in, to)
+                            : spec.build_from(b, in, from, stop, carry, pooled, from_stats);
 
         const int vec = natural_vector_size<float>();
         Var xo{"xo"}, yo{"yo"}, xi{"xi"}, yi{"yi"}, tile{"tile"}, co{"co"}, ci{"ci"};
@@ -287,9 +299,9 @@ public:
         } else {
             if (to >= 0) {
                 output(c, x, y) = cast(output.type(), result.f(c, x, y));
-                output.dim(0).set_bounds(0, C).set_stride(1);
+                output.dim(0).set_bounds(0, out_channels).set_stride(1);
                 // Vectors of channels, unrolled: each one reads one part of the state.
-                output.bound(c, 0, C).reorder(c, x, y).split(c, co, ci, vec).unroll(co).vectorize(ci);
+                output.bound(c, 0, out_channels).reorder(c, x, y).split(c, co, ci, vec).unroll(co).vectorize(ci);
             } else {
                 b.finish();
                 Type t = output.type();

@@ -70,6 +70,8 @@ public:
         }
         for (Func f : reductions_)
             if (first_time(f)) f.compute_root();
+        for (Func f : channel_reductions_)
+            if (first_time(f)) schedule_channel_reduction(f, Halide::LoopLevel::root(), true);
         // (each tensor's gradient, p.value, is gathered straight into it)
         for (Func f : params_funcs_) {
             if (!first_time(f)) continue;
@@ -81,6 +83,21 @@ public:
             if (first_time(w.f)) schedule_weight_grad_plain(w.f);
         for (Func f : stages_)
             if (first_time(f)) schedule_stage(f);
+    }
+
+    // A reduction across channels (channel_reductions()) stored and
+    // computed at `at`: a pixel's channels loaded as one vector and reduced
+    // across its lanes (atomic: each pixel's sum is its own).
+    static void schedule_channel_reduction(Func f, Halide::LoopLevel at, bool parallel_rows) {
+        f.store_at(at).compute_at(at);
+        Halide::Var fx = f.args()[0], fy = f.args()[1];
+        f.vectorize(fx, kVec, TailStrategy::GuardWithIf);
+        Halide::RVar r = f.rvars(0)[0];
+        f.update().reorder(r, fx, fy).atomic().vectorize(r);
+        if (parallel_rows) {
+            f.parallel(fy);
+            f.update().parallel(fy);
+        }
     }
 
 protected:

@@ -193,6 +193,9 @@ public:
     const std::vector<Func> &weights() const { return weights_; }
     const std::vector<Func> &resamples() const { return resamples_; }
     const std::vector<Func> &pointwise_maps() const { return pointwise_; }
+    // Reductions across a map's channels f(x, y) (update: over one RDom of
+    // the channels): spatial attention's sum and maximum.
+    const std::vector<Func> &channel_reductions() const { return channel_reductions_; }
     // Stages of the layers outside layers.h (layers_*.h): conv-shaped sums
     // over a map's domain, and everything else they compute at root.
     const std::vector<Map> &sums() const { return sums_; }
@@ -279,7 +282,7 @@ protected:
     std::vector<TensorSpec> specs_;
     size_t next_ = 0;
     int64_t offset_ = 0;
-    std::vector<Func> weights_, resamples_, pointwise_;
+    std::vector<Func> weights_, resamples_, pointwise_, channel_reductions_;
     std::vector<std::pair<Func, Func>> activations_;  // (conv, its activation)
     std::vector<ConvRecord> conv_records_;
     std::vector<Node> nodes_;

@@ -15,7 +15,11 @@
  *
  * Only one state is ever stored: piece k > 0 replaces s_{k-1} in place, band of
  * rows by band, each band written back once the band after it (whose apron
- * reads back into it) has been computed. Memory: one map plus two bands. */
+ * reads back into it) has been computed. Memory: one map plus two bands.
+ * A chain may split its state: piece k then writes only the part carried
+ * from point to point, and `derive` completes the rest from it, in place
+ * (RMFA: a block's input, then its fused features), so the carried part is
+ * not recomputed over the derived part's apron. */
 #ifndef LUMOS_STAGE_CHAIN_H
 #define LUMOS_STAGE_CHAIN_H
 
@@ -54,6 +58,10 @@ typedef struct lumos__chain {
     /* statistics pass k over state k: fills partial (2·stat_channels a tile), sets *tiles */
     int (*statistics)(void *user, int k, const void *store, float *partial, int *tiles);
     int max_tiles;    /* partials' capacity, in tiles */
+    /* NULL, or: after piece k, completes state k in the store from what
+     * piece k wrote (its first channels; the rest, whatever the band copies
+     * left there, is rewritten from them alone, so in place, without bands) */
+    int (*derive)(void *user, int k, void *store);
     /* the output from the last state */
     int (*tail)(void *user, const void *store);
     void *user;

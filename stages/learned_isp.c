@@ -5,7 +5,7 @@
  * channel attention: variants stats0, stats1) first runs each statistics
  * pass, reduced here to the per-channel mean and maximum the network pools
  * over the whole image, then the image pass. A network registered as a chain
- * of pieces instead (variants piece0, pstats0, piece1, ..., tailK_u8: RMFA)
+ * of pieces instead (variants carry0, derive0, pstats0, carry1, ..., tailK_u8: RMFA)
  * runs on the chain runtime (stages/chain.c), each block input it pools
  * from stored once rather than recomputed per pass. */
 #include "stages/learned_isp.h"
@@ -45,14 +45,19 @@ typedef int (*piece_fn)(void const *, struct halide_buffer_t *, int32_t, int32_t
                         struct halide_buffer_t *, struct halide_buffer_t *,
                         struct halide_buffer_t *, struct halide_buffer_t *);
 
-/* The chain's pieces: the statistics points (pieces pieceK before the
- * tail), 0 when the network is not a chain. */
+/* Whether the chain's state is split (carryK + deriveK instead of pieceK,
+ * nets/isp.h). */
+static bool chain_split(const lumos__net_def *net) { return lumos__net_pipeline(net, "carry0") != NULL; }
+
+/* The chain's pieces: the statistics points (pieces pieceK or carryK
+ * before the tail), 0 when the network is not a chain. */
 static int chain_points(const lumos__net_def *net)
 {
+    const char *kind = chain_split(net) ? "carry" : "piece";
     char variant[16];
     int k = 0;
     for (;; k++) {
-        snprintf(variant, sizeof variant, "piece%d", k);
+        snprintf(variant, sizeof variant, "%s%d", kind, k);
         if (!lumos__net_pipeline(net, variant)) return k;
     }
 }
@@ -149,7 +154,10 @@ static int statistics(lumos_ctx *ctx, net_fn fn, inputs *in, int pass, int cfa_x
  * memory beside the store). The state is stored as half floats when it
  * would take over STATE_FLOAT_MAX bytes as floats (≈ 2 MP): 12 MP take
  * 768 MiB instead of 1.5 GiB. */
-enum { STATE_CHANNELS = 32, CHAIN_APRON = 64, CHAIN_BAND = TILE_H };
+/* Split, its first CARRIED_CHANNELS (the block input) are stored by
+ * carryK and the rest derived from them by deriveK. (The pipelines check
+ * these counts against their own.) */
+enum { STATE_CHANNELS = 32, CARRIED_CHANNELS = 16, CHAIN_APRON = 64, CHAIN_BAND = TILE_H };
 #define STATE_FLOAT_MAX ((size_t)256 << 20)
 
 typedef struct {
@@ -161,15 +169,16 @@ typedef struct {
     int bits;
 } chain_job;
 
-/* A state's rows [y0, y0 + rows) over host (row y0): (c, x, y), c innermost. */
+/* Channels [c0, c0 + channels) of a state's rows [y0, y0 + rows) over host
+ * (row y0): (c, x, y), c innermost. */
 static void state_buffer(halide_buffer_t *b, halide_dimension_t d[3], const void *host, int half,
-                         int cap_w, int y0, int rows)
+                         int cap_w, int y0, int rows, int c0, int channels)
 {
     memset(b, 0, sizeof *b);
-    d[0] = (halide_dimension_t){0, STATE_CHANNELS, 1, 0};
+    d[0] = (halide_dimension_t){0, channels, 1, 0};
     d[1] = (halide_dimension_t){0, cap_w, STATE_CHANNELS, 0};
     d[2] = (halide_dimension_t){y0, rows, STATE_CHANNELS * cap_w, 0};
-    b->host = (uint8_t *)host;
+    b->host = (uint8_t *)host + (size_t)c0 * (half ? 2 : 4);
     b->type = (struct halide_type_t){halide_type_float, half ? 16 : 32, 1};
     b->dimensions = 3;
     b->dim = d;
@@ -184,10 +193,12 @@ static int chain_call(chain_job *j, const char *kind, int k, int bits, const voi
              bits == 8 ? "_u8" : bits == 16 ? "_u16" : bits == 32 ? "_f32" : "");
     piece_fn fn = (piece_fn)lumos__net_pipeline(j->net, variant);
     if (!fn) return lumos__fail(j->ctx, LUMOS_E_UNSUPPORTED, "%s: no %s pipeline", j->net->name, variant);
+    /* a derive piece reads the carried channels only */
+    int in_channels = strcmp(kind, "derive") ? STATE_CHANNELS : CARRIED_CHANNELS;
     halide_buffer_t xin;
     halide_dimension_t xd[3];
-    if (store) state_buffer(&xin, xd, store, j->half, j->cap_w, 0, j->cap_h);
-    else state_buffer(&xin, xd, none, j->half, 1, 0, 1);
+    if (store) state_buffer(&xin, xd, store, j->half, j->cap_w, 0, j->cap_h, 0, in_channels);
+    else state_buffer(&xin, xd, none, j->half, 1, 0, 1, 0, in_channels);
     lumos__clear_error(j->ctx);
     int rc = fn(j->ctx, &j->in->raw, j->cfa_x, j->cfa_y, &j->in->black, &j->in->scale,
                 &j->in->weights, &j->in->stats, &xin, out);
@@ -197,10 +208,22 @@ static int chain_call(chain_job *j, const char *kind, int k, int bits, const voi
 static int chain_piece(void *user, int k, const void *store, int y0, int rows, void *dst)
 {
     chain_job *j = user;
+    const bool split = chain_split(j->net);
     halide_buffer_t out;
     halide_dimension_t d[3];
-    state_buffer(&out, d, dst, j->half, j->cap_w, y0, rows);
-    return chain_call(j, "piece", k, 0, k ? store : NULL, &out);
+    state_buffer(&out, d, dst, j->half, j->cap_w, y0, rows, 0,
+                 split ? CARRIED_CHANNELS : STATE_CHANNELS);
+    return chain_call(j, split ? "carry" : "piece", k, 0, k ? store : NULL, &out);
+}
+
+static int chain_derive(void *user, int k, void *store)
+{
+    chain_job *j = user;
+    halide_buffer_t out;
+    halide_dimension_t d[3];
+    state_buffer(&out, d, store, j->half, j->cap_w, 0, j->cap_h, CARRIED_CHANNELS,
+                 STATE_CHANNELS - CARRIED_CHANNELS);
+    return chain_call(j, "derive", k, 0, store, &out);
 }
 
 static int chain_statistics(void *user, int k, const void *store, float *partial, int *tiles)
@@ -236,7 +259,8 @@ static int run_chain(lumos_ctx *ctx, const lumos__net_def *net, inputs *in, int 
     j.half = lumos__chain_half_override ? lumos__chain_half_override > 0 : float_bytes > STATE_FLOAT_MAX;
     lumos__chain ch = {points, STATE_CHANNELS, j.half ? 2 : 4, CHANNELS, fw, fh, j.cap_w, j.cap_h,
                        CHAIN_BAND, CHAIN_APRON, chain_piece, chain_statistics,
-                       (j.cap_w / TILE_W) * (j.cap_h / TILE_H), chain_tail, &j};
+                       (j.cap_w / TILE_W) * (j.cap_h / TILE_H),
+                       chain_split(net) ? chain_derive : NULL, chain_tail, &j};
     return lumos__chain_run(ctx, &ch, in->stats_data);
 }
 

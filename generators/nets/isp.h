@@ -43,9 +43,19 @@ struct IspNet {
     // `from` held in `m` (from < 0: from the input), up to the state at
     // point `stop` (its pooled map in `pooled`), or the output when stop is
     // stat_points. Unset (chain_channels 0): the network runs as build().
+    // With `derive` set, the state splits in two: its first
+    // carried_channels channels (what the network carries from point to
+    // point: RMFA's block input), stored by a piece that stops there
+    // (build_from with carried_only), and the rest derived from those alone
+    // (RMFA's fused features: derive(b, carried, k)), written beside them in
+    // the store. The carried part is then computed once rather than again
+    // over the derived part's apron.
     int chain_channels = 0;
-    std::function<Map(NetBuilder &, Map m, int from, int stop, Map &pooled, const GlobalPooling &)>
+    std::function<Map(NetBuilder &, Map m, int from, int stop, bool carried_only, Map &pooled,
+                      const GlobalPooling &)>
         build_from;
+    int carried_channels = 0;
+    std::function<Map(NetBuilder &, const Map &carried, int point)> derive;
 };
 
 inline std::map<std::string, IspNet> &isp_nets() {
