@@ -4,6 +4,9 @@ lumos_test(test_learned SOURCES test_learned.c ref/isp_nets_ref.c LABEL stage)
 # The chain runtime (stages/chain.c): band map, statistics, RMFA in bands.
 lumos_test(test_tiler SOURCES test_tiler.c LABEL stage)
 
+# The overlapping-tile runner (stages/tiler.c): blended seams, statistics pass, bounds.
+lumos_test(test_tile_blend SOURCES test_tile_blend.c LABEL stage)
+
 # The same pipelines against PyTorch's modules, on weights PyTorch wrote
 # (skips when LUMOS_PYTHON cannot import torch; .ci/run installs python3-torch).
 lumos_test(test_learned_torch SOURCES test_learned_torch.c LABEL stage
