@@ -167,6 +167,17 @@ public:
         });
     }
 
+    // m[:, c0:c0 + n] (channels sliced, as torch indexing)
+    Map channels(const Map &m, int c0, int n) {
+        Func f{"channels"};
+        f(c, x, y) = m.f(c + c0, x, y);
+        return record({f, n, m.width, m.height}, {m}, [=](Func g) {
+            Func gi{"channels_grad"};
+            gi(c, x, y) = select(c >= c0 && c < c0 + n, g(clamp(c - c0, 0, n - 1), x, y), 0.f);
+            return std::vector<Func>{gi};
+        });
+    }
+
     // torch.cat([a, b], dim=1)
     Map concat(const Map &a, const Map &b) {
         Func f{"concat"};
