@@ -98,7 +98,9 @@ typedef struct lumos_image {
 } lumos_image;
 
 /* Allocates a zeroed image (bits 8, 16 or 32, channels >= 1); *img is
- * overwritten. */
+ * overwritten. LUMOS_E_NOMEM also for more bytes than the machine's
+ * physical memory (so a file claiming a huge size is refused, not
+ * overcommitted). */
 LUMOS_API lumos_status lumos_image_alloc(lumos_image *img, int width, int height, int channels,
                                          int bits);
 /* Frees the pixels of an image that lumos allocated and zeroes *img. */
@@ -253,12 +255,66 @@ typedef enum lumos_format {
     LUMOS_FORMAT_EXR       /* OpenEXR: scene-linear float */
 } lumos_format;
 
+/* What an image file carries besides its pixels: its ICC profile, its EXIF
+ * block and its orientation, as lumos_image_read_meta() found them, for
+ * writing back with lumos_write_options.meta (an edited photo keeps its
+ * profile and EXIF). Kept per format:
+ *  - JPEG: the ICC profile (APP2 "ICC_PROFILE" chunks, any number,
+ *    reassembled), the EXIF block (the first APP1 "Exif\0\0" segment, less
+ *    that prefix) and the orientation from its IFD0.
+ *  - PNG: iCCP (decompressed), eXIf, the orientation from eXIf.
+ *  - TIFF: the ICC profile tag and the Orientation tag only; the EXIF IFD
+ *    and other tags are not kept (no EXIF block).
+ *  - OpenEXR: nothing (orientation 1).
+ * XMP, IPTC and other segments or chunks are not kept. Damaged metadata (an
+ * EXIF block whose IFDs or values lie outside it, a profile whose header or
+ * tag table lies, incomplete ICC chunks, an orientation outside 1..8) is
+ * dropped with a notice (lumos_ctx_set_notice): the pixels are still read.
+ * Not shared between threads while one of them changes it. */
+typedef struct lumos_meta lumos_meta;
+
+/* An empty record (no profile, no EXIF, orientation 1, format AUTO), for a
+ * caller that has its own metadata (a camera app). NULL only when out of
+ * memory. */
+LUMOS_API lumos_meta *lumos_meta_new(void);
+LUMOS_API void lumos_meta_free(lumos_meta *meta);
+
+/* The format of the file it was read from (AUTO for lumos_meta_new): the
+ * one to write back by default. */
+LUMOS_API lumos_format lumos_meta_format(const lumos_meta *meta);
+
+/* The EXIF orientation, 1..8, of the pixels as lumos_image_read gives them
+ * (it never rotates them): lumos_image_orient(ctx, img, o) makes them
+ * upright. A caller who did so sets it to 1, so that the file written says
+ * so. LUMOS_E_ARG for a value outside 1..8. */
+LUMOS_API int lumos_meta_orientation(const lumos_meta *meta);
+LUMOS_API lumos_status lumos_meta_set_orientation(lumos_meta *meta, int orientation);
+
+/* The ICC profile's bytes (*size of them), or NULL with *size 0 when there
+ * is none. Valid until the meta is changed or freed. */
+LUMOS_API const uint8_t *lumos_meta_icc(const lumos_meta *meta, size_t *size);
+/* The EXIF block: TIFF-structured ("II*\0" or "MM\0*" first), without
+ * JPEG's "Exif\0\0" prefix, exactly as the file holds it; NULL with *size 0
+ * when there is none. Valid until the meta is changed or freed. */
+LUMOS_API const uint8_t *lumos_meta_exif(const lumos_meta *meta, size_t *size);
+
+/* Replace the profile or the EXIF block with a copy of size bytes (NULL or
+ * size 0: remove it). A damaged one is refused with LUMOS_E_FORMAT, the meta
+ * unchanged. Setting the EXIF block also sets the orientation to its
+ * Orientation tag's (1 without one). */
+LUMOS_API lumos_status lumos_meta_set_icc(lumos_ctx *ctx, lumos_meta *meta, const void *icc,
+                                          size_t size);
+LUMOS_API lumos_status lumos_meta_set_exif(lumos_ctx *ctx, lumos_meta *meta, const void *exif,
+                                           size_t size);
+
 typedef struct lumos_write_options {
     lumos_format format;
     int quality;          /* JPEG 1..100, default 92 */
     int subsampling;      /* JPEG 444 or 420, default 444 */
     const lumos_exif *exif; /* optional; JPEG gets an EXIF block, TIFF its tags */
     int overwrite;        /* 0: fail with LUMOS_E_EXISTS if path exists */
+    const lumos_meta *meta; /* optional: a file's metadata to write back (see
+                               lumos_image_write); NULL by default */
 } lumos_write_options;
 
 LUMOS_API void lumos_write_options_init(lumos_write_options *opt);
@@ -281,21 +337,58 @@ LUMOS_API lumos_format lumos_format_from_path(const char *path);
  *    (transfer-encoded) is refused with LUMOS_E_ARG: develop with linear
  *    output. Linear sRGB is tagged with sRGB's (Rec.709) chromaticities;
  *    camera space gets none (readers then assume Rec.709). EXIF date,
- *    exposure time, f-number and ISO go into EXR's standard attributes. */
+ *    exposure time, f-number and ISO go into EXR's standard attributes.
+ * With opt->meta (a file's metadata, lumos_image_read_meta):
+ *  - ICC: the meta's profile is embedded instead of lumos's own when
+ *    img->space is LUMOS_SPACE_SRGB (what lumos_image_read gives: the
+ *    samples as the file encoded them, whatever its profile) and the
+ *    profile's colour space fits the image (GRAY for 1 or 2 channels, RGB
+ *    for 3 or more). Otherwise (the caller made the image linear or camera
+ *    RGB, or changed its channels) the profile follows img->space as
+ *    without meta, with a notice.
+ *  - EXIF (JPEG and PNG): the meta's block, instead of the one opt->exif
+ *    would give a JPEG, with its Orientation tag set to the meta's
+ *    orientation (added if missing and not 1), PixelXDimension and
+ *    PixelYDimension, where present, set to the image's size, and the
+ *    thumbnail (IFD1) always dropped: it shows the input's pixels, not
+ *    these. Every other byte is kept. Without a block, an orientation other
+ *    than 1 is written as a block holding just that tag (a JPEG's opt->exif
+ *    block with it, if given). A block too large for JPEG's 64 KB APP1
+ *    segment is left out with a notice.
+ *  - TIFF: the profile as above and the meta's orientation as its
+ *    Orientation tag; no EXIF block (opt->exif still gives Make, Model and
+ *    DateTime). OpenEXR ignores the meta.
+ * So an edited photo written to its own format (lumos_meta_format) keeps
+ * its profile and EXIF; one made upright with lumos_image_orient() needs
+ * lumos_meta_set_orientation(meta, 1) first. */
 LUMOS_API lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const char *path,
                                          const lumos_write_options *opt);
 
 /* Reads a JPEG, PNG, TIFF or OpenEXR file (the content decides, not the name).
- *  - JPEG, PNG: 8/16-bit gray or RGB (alpha dropped, palettes expanded).
+ *  - JPEG: 8-bit gray or RGB; CMYK and YCCK JPEGs are refused
+ *    (LUMOS_E_UNSUPPORTED).
+ *  - PNG: 8/16-bit gray or RGB at the file's depth (alpha dropped, palettes
+ *    expanded, 1/2/4-bit gray widened to 8).
  *  - TIFF: 8/16-bit unsigned and 16/32/64-bit float gray or RGB keep every
  *    sample (extra samples included); floats become 32-bit. Other kinds
  *    (palette, CMYK, ...) become 8-bit gray or RGB.
+ *  - Rows and columns as stored: an EXIF or TIFF orientation is not applied
+ *    (lumos_image_read_meta gives it).
  *  - OpenEXR: the first part, scanline or tiled (full resolution), its data
  *    window; every channel (HALF, FLOAT or UINT) as 32-bit float, in the
  *    order R/Y, G, B, A, then channels named by index, then the rest by
  *    name. Space: linear sRGB, or camera (no profile) when the file's
  *    chromaticities are not sRGB's. */
 LUMOS_API lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out);
+
+/* lumos_image_read, and the file's metadata (see lumos_meta): *meta is
+ * allocated on success (free with lumos_meta_free), also when the file
+ * carries none; NULL on failure. The pixels are as lumos_image_read gives
+ * them, in stored orientation; JPEG and PNG samples stay in the encoding of
+ * the file's profile (space LUMOS_SPACE_SRGB whatever the profile says).
+ * A CMYK JPEG is LUMOS_E_UNSUPPORTED, as with lumos_image_read. */
+LUMOS_API lumos_status lumos_image_read_meta(lumos_ctx *ctx, const char *path, lumos_image *out,
+                                             lumos_meta **meta);
 
 /* --------------------------------------------------------------- convert */
 

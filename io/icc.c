@@ -1,4 +1,5 @@
-/* icc.c — the ICC profiles written with lumos images, built with lcms2.
+/* icc.c — the ICC profiles written with lumos images, built with lcms2, and
+ * the check of a profile read from a file.
  *
  * Every profile is built from scratch on each call with the NULL (default)
  * lcms2 context, so there is no state to share or lock. The profiles are
@@ -6,6 +7,7 @@
  * bytes each. */
 #include <lcms2.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "io/io.h"
 
@@ -75,4 +77,37 @@ uint8_t *lumos__icc_profile_for(lumos_space space, int channels, size_t *size)
 uint8_t *lumos__icc_profile(lumos_space space, size_t *size)
 {
     return lumos__icc_profile_for(space, 3, size);
+}
+
+/* ------------------------------------------------- profiles read from files */
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+uint32_t lumos__icc_space(const uint8_t *icc) { return be32(icc + 16); }
+
+const char *lumos__icc_check(const uint8_t *icc, size_t n, size_t *used)
+{
+    *used = 0;
+    if (!icc || n < 132) return "shorter than an ICC header";
+    size_t size = be32(icc);
+    if (size > n) return "truncated (its header claims more bytes)";
+    if (size < 132) return "its header gives a size below 132 bytes";
+    if (memcmp(icc + 36, "acsp", 4)) return "no 'acsp' signature";
+    uint32_t tags = be32(icc + 128);
+    if (tags > (size - 132) / 12) return "its tag table runs past its end";
+    for (uint32_t i = 0; i < tags; i++) {
+        const uint8_t *t = icc + 132 + 12 * (size_t)i;
+        uint64_t off = be32(t + 4), len = be32(t + 8);
+        if (off < 132 || off + len > size) return "a tag lies outside it";
+    }
+    /* lcms2 checks the rest of the header (version, class, PCS) and the
+     * table's consistency; it reads tags only when asked. */
+    cmsHPROFILE h = cmsOpenProfileFromMem(icc, (cmsUInt32Number)size);
+    if (!h) return "lcms2 cannot open it";
+    cmsCloseProfile(h);
+    *used = size;
+    return NULL;
 }

@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/io.h"
 #include "core/context.h"
@@ -19,6 +20,12 @@ lumos_status lumos_image_alloc(lumos_image *img, int width, int height, int chan
     if ((size_t)width > PTRDIFF_MAX / px) return LUMOS_E_NOMEM;
     size_t stride = (size_t)width * px;
     if ((size_t)height > PTRDIFF_MAX / stride) return LUMOS_E_NOMEM;
+    /* Nor more than the machine's memory: a file's header may claim any
+     * size, and an overcommitted allocation would end in the OOM killer as
+     * the pixels are written, not in an error. */
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (double)height * (double)stride > (double)pages * (double)page)
+        return LUMOS_E_NOMEM;
     void *data = calloc((size_t)height, stride);
     if (!data) return LUMOS_E_NOMEM;
     img->width = width;

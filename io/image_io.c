@@ -1,4 +1,4 @@
-/* image_io.c — lumos_image_write/read: format choice and atomic writes.
+/* image_io.c — lumos_image_write/read(_meta): format choice and atomic writes.
  *
  * A write goes to a temporary file in the destination's directory (so the
  * final rename cannot cross file systems), is fsync'ed, and is renamed into
@@ -25,6 +25,7 @@ void lumos_write_options_init(lumos_write_options *opt)
     opt->subsampling = 444;
     opt->exif = NULL;
     opt->overwrite = 0;
+    opt->meta = NULL;
 }
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; }
@@ -142,7 +143,8 @@ lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img, const cha
     return lumos__atomic_close(ctx, &f, st, opt->overwrite);
 }
 
-lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out)
+/* Reads path by its magic bytes; meta (may be NULL) gets its metadata. */
+static int read_any(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta)
 {
     if (!out) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_image_read: no output image");
     memset(out, 0, sizeof *out);
@@ -159,13 +161,43 @@ lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out
     close(fd);
     if (n < 0) return lumos__fail_errno(ctx, LUMOS_E_IO, err, "%s", path); /* EISDIR */
 
-    if (n >= 3 && m[0] == 0xFF && m[1] == 0xD8 && m[2] == 0xFF) return lumos__read_jpeg(ctx, path, out);
-    if (n >= 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8)) return lumos__read_png(ctx, path, out);
-    if (n >= 4 && !memcmp(m, "\x76\x2f\x31\x01", 4)) return lumos__read_exr(ctx, path, out);
+    lumos_format fmt = LUMOS_FORMAT_AUTO;
+    if (n >= 3 && m[0] == 0xFF && m[1] == 0xD8 && m[2] == 0xFF) fmt = LUMOS_FORMAT_JPEG;
+    else if (n >= 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8)) fmt = LUMOS_FORMAT_PNG;
+    else if (n >= 4 && !memcmp(m, "\x76\x2f\x31\x01", 4)) fmt = LUMOS_FORMAT_EXR;
     /* Classic TIFF (42) and BigTIFF (43), either byte order. */
-    if (n >= 4 && ((!memcmp(m, "II", 2) && (m[2] == 42 || m[2] == 43) && m[3] == 0) ||
-                   (!memcmp(m, "MM", 2) && m[2] == 0 && (m[3] == 42 || m[3] == 43))))
-        return lumos__read_tiff(ctx, path, out);
-    return lumos__fail(ctx, LUMOS_E_FORMAT, "%s: %snot a JPEG, PNG, TIFF or OpenEXR file", path,
-                       n == 0 ? "empty file, " : "");
+    else if (n >= 4 && ((!memcmp(m, "II", 2) && (m[2] == 42 || m[2] == 43) && m[3] == 0) ||
+                        (!memcmp(m, "MM", 2) && m[2] == 0 && (m[3] == 42 || m[3] == 43))))
+        fmt = LUMOS_FORMAT_TIFF;
+    lumos__meta_set_format(meta, fmt);
+    switch (fmt) {
+    case LUMOS_FORMAT_JPEG: return lumos__read_jpeg(ctx, path, out, meta);
+    case LUMOS_FORMAT_PNG: return lumos__read_png(ctx, path, out, meta);
+    case LUMOS_FORMAT_TIFF: return lumos__read_tiff(ctx, path, out, meta);
+    case LUMOS_FORMAT_EXR: return lumos__read_exr(ctx, path, out);
+    default:
+        return lumos__fail(ctx, LUMOS_E_FORMAT, "%s: %snot a JPEG, PNG, TIFF or OpenEXR file",
+                           path, n == 0 ? "empty file, " : "");
+    }
+}
+
+lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out)
+{
+    return read_any(ctx, path, out, NULL);
+}
+
+lumos_status lumos_image_read_meta(lumos_ctx *ctx, const char *path, lumos_image *out,
+                                   lumos_meta **meta)
+{
+    if (!meta) return lumos__fail(ctx, LUMOS_E_ARG, "lumos_image_read_meta: no meta");
+    *meta = NULL;
+    lumos_meta *m = lumos_meta_new();
+    if (!m) {
+        if (out) memset(out, 0, sizeof *out);
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path ? path : "");
+    }
+    int st = read_any(ctx, path, out, m);
+    if (st) lumos_meta_free(m);
+    else *meta = m;
+    return st;
 }

@@ -21,10 +21,63 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
 int lumos__write_exr(lumos_ctx *ctx, const lumos_image *img, const char *tmp_path,
                      const char *shown_path, const lumos_write_options *opt);
 
-int lumos__read_jpeg(lumos_ctx *ctx, const char *path, lumos_image *out);
-int lumos__read_png(lumos_ctx *ctx, const char *path, lumos_image *out);
-int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out);
+/* The readers; meta (may be NULL: not wanted) gets the file's profile, EXIF
+ * and orientation through the lumos__meta_found_* calls below. */
+int lumos__read_jpeg(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta);
+int lumos__read_png(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta);
+int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta);
 int lumos__read_exr(lumos_ctx *ctx, const char *path, lumos_image *out);
+
+/* ---- metadata passthrough (meta.c) */
+
+/* A reader found a profile, an EXIF block (its orientation comes with it)
+ * or a TIFF Orientation tag in path: it is checked and copied into meta, or
+ * dropped with a notice naming path. Only running out of memory fails
+ * (LUMOS_E_NOMEM, reported). */
+int lumos__meta_found_icc(lumos_ctx *ctx, lumos_meta *meta, const char *path, const uint8_t *icc,
+                          size_t size);
+int lumos__meta_found_exif(lumos_ctx *ctx, lumos_meta *meta, const char *path,
+                           const uint8_t *exif, size_t size);
+void lumos__meta_found_orientation(lumos_ctx *ctx, lumos_meta *meta, const char *path,
+                                   int orientation);
+
+/* Records the format of the file meta was read from. */
+void lumos__meta_set_format(lumos_meta *meta, lumos_format format);
+
+/* The ICC profile a writer embeds for img, whose first `colours` (1 or 3)
+ * samples it describes: opt->meta's by the rule in lumos.h, else lumos's
+ * own for img->space. *icc is malloc'ed, or NULL (none). A meta profile over
+ * max bytes (the format's limit) is left out with a notice. LUMOS_OK or
+ * LUMOS_E_NOMEM (reported). */
+int lumos__write_icc(lumos_ctx *ctx, const lumos_image *img, int colours,
+                     const lumos_write_options *opt, size_t max, const char *shown_path,
+                     uint8_t **icc, size_t *size);
+/* The EXIF block a JPEG or PNG writer embeds (see lumos.h), malloc'ed, or
+ * NULL (none). LUMOS_OK or LUMOS_E_NOMEM (reported). */
+int lumos__write_exif(lumos_ctx *ctx, const lumos_image *img, const lumos_write_options *opt,
+                      lumos_format fmt, const char *shown_path, uint8_t **exif, size_t *size);
+
+/* NULL if icc (n bytes) is a sound ICC profile: its header's size at most n
+ * (*used gets it; bytes beyond are padding), signature "acsp", its tag table
+ * and tags inside it, and lcms2 opens it. Else why not. (icc.c) */
+const char *lumos__icc_check(const uint8_t *icc, size_t n, size_t *used);
+/* A sound profile's colour space signature ('RGB ', 'GRAY', 'CMYK', ...). */
+uint32_t lumos__icc_space(const uint8_t *icc);
+
+/* NULL if exif (n bytes) is a sound TIFF-structured EXIF block: its header,
+ * IFD0, the Exif, GPS and Interoperability IFDs, their entries and
+ * out-of-line values all inside it (IFD1, the thumbnail, is not checked).
+ * Else why not. *orientation: IFD0's Orientation (any SHORT value; -1 for
+ * a tag of another type), 0 when it has none. (exif.c) */
+const char *lumos__exif_check(const uint8_t *exif, size_t n, int *orientation);
+/* A copy of the checked block exif (or, exif NULL, a new one) for a file of
+ * width x height pixels: Orientation set to `orientation` (added when
+ * missing, unless 1: with exif NULL and orientation 1 *out is NULL),
+ * PixelXDimension/PixelYDimension set where present, IFD1 unlinked and its
+ * bytes cut when they end the block. LUMOS_OK, LUMOS_E_FORMAT (not sound)
+ * or LUMOS_E_NOMEM. */
+int lumos__exif_rewrite(const uint8_t *exif, size_t n, int orientation, int width, int height,
+                        uint8_t **out, size_t *out_size);
 
 /* An ICC profile for the space (malloc'ed; *size bytes), or NULL with *size 0
  * for LUMOS_SPACE_CAMERA. Built with lcms2. */

@@ -1,8 +1,9 @@
 /* jpeg.c — JPEG through TurboJPEG, with EXIF and ICC markers spliced in.
  *
- * TurboJPEG 2.1 has no way to add APPn markers, so the compressed stream is
- * rebuilt around them: EXIF (APP1) must follow SOI directly, and the ICC
- * profile goes in APP2 chunks as the ICC specification (Annex B.4) defines. */
+ * TurboJPEG 2.1 has no way to add or read APPn markers, so the compressed
+ * stream is rebuilt around them: EXIF (APP1) must follow SOI directly, and
+ * the ICC profile goes in APP2 chunks as the ICC specification (Annex B.4)
+ * defines. The reader walks the same markers itself (read_markers). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,16 +87,15 @@ int lumos__write_jpeg(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
     tjDestroy(tj);
 
     size_t exif_size = 0, icc_size = 0;
-    uint8_t *exif = opt->exif ? lumos__exif_block(opt->exif, &exif_size) : NULL;
-    uint8_t *icc = lumos__icc_profile_for(img->space, img->channels, &icc_size);
+    uint8_t *exif = NULL, *icc = NULL;
     uint8_t *out = NULL;
     size_t out_size = 0;
-    int st;
-    if ((opt->exif && !exif) || (img->space != LUMOS_SPACE_CAMERA && !icc))
-        st = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: cannot build the EXIF block or ICC profile",
-                         shown_path);
-    else if ((st = lumos__jpeg_splice(jpeg, jsize, exif, exif_size, icc, icc_size, &out,
-                                      &out_size)))
+    int st = lumos__write_exif(ctx, img, opt, LUMOS_FORMAT_JPEG, shown_path, &exif, &exif_size);
+    if (!st)
+        st = lumos__write_icc(ctx, img, img->channels, opt, (size_t)255 * ICC_CHUNK, shown_path,
+                              &icc, &icc_size);
+    if (!st && (st = lumos__jpeg_splice(jpeg, jsize, exif, exif_size, icc, icc_size, &out,
+                                        &out_size)))
         st = lumos__fail(ctx, st, "%s: cannot add the EXIF/ICC markers", shown_path);
     tjFree(jpeg);
     free(exif);
@@ -150,7 +150,68 @@ static int slurp(lumos_ctx *ctx, const char *path, unsigned char **buf, size_t *
     return LUMOS_OK;
 }
 
-int lumos__read_jpeg(lumos_ctx *ctx, const char *path, lumos_image *out)
+/* The metadata of a JPEG stream: the first APP1 "Exif\0\0" segment and the
+ * APP2 "ICC_PROFILE" chunks (ICC.1 Annex B.4: a sequence number from 1 and
+ * the chunk count in each), read up to the first scan. A damaged segment
+ * structure ends the walk quietly: the decoder reports it. */
+static int read_markers(lumos_ctx *ctx, const char *path, const uint8_t *b, size_t size,
+                        lumos_meta *meta)
+{
+    const uint8_t *chunk[256] = {0};
+    size_t chunk_len[256] = {0}, icc_size = 0;
+    int count = 0, chunks = 0, icc_bad = 0, st = LUMOS_OK;
+    const uint8_t *exif = NULL;
+    size_t exif_size = 0;
+    for (size_t i = 2; i + 4 <= size;) {
+        if (b[i] != 0xFF) break;
+        uint8_t m = b[i + 1];
+        if (m == 0xFF) { /* fill byte */
+            i++;
+            continue;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* no length */
+            i += 2;
+            continue;
+        }
+        if (m == 0xDA || m == 0xD9) break; /* start of scan, end of image */
+        size_t len = (size_t)b[i + 2] << 8 | b[i + 3];
+        if (len < 2 || len > size - i - 2) break;
+        const uint8_t *d = b + i + 4;
+        size_t dl = len - 2;
+        if (m == 0xE1 && !exif && dl >= 6 && !memcmp(d, "Exif\0\0", 6)) {
+            exif = d + 6;
+            exif_size = dl - 6;
+        } else if (m == 0xE2 && dl >= 14 && !memcmp(d, ICC_SIG, 12)) {
+            int seq = d[12], n = d[13];
+            if (n == 0 || seq == 0 || seq > n || (count && n != count) || chunk[seq]) {
+                icc_bad = 1;
+            } else {
+                count = n;
+                chunk[seq] = d + 14;
+                chunk_len[seq] = dl - 14;
+                icc_size += dl - 14;
+                chunks++;
+            }
+        }
+        i += 2 + len;
+    }
+    if (exif) st = lumos__meta_found_exif(ctx, meta, path, exif, exif_size);
+    if (st || (!chunks && !icc_bad)) return st;
+    if (icc_bad || chunks != count) {
+        lumos__notice(ctx, "%s: ICC profile dropped: its APP2 chunks are %s", path,
+                      icc_bad ? "inconsistent" : "incomplete");
+        return LUMOS_OK;
+    }
+    uint8_t *icc = malloc(icc_size ? icc_size : 1);
+    if (!icc) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+    for (size_t k = 1, o = 0; k <= (size_t)count; o += chunk_len[k], k++)
+        memcpy(icc + o, chunk[k], chunk_len[k]);
+    st = lumos__meta_found_icc(ctx, meta, path, icc, icc_size);
+    free(icc);
+    return st;
+}
+
+int lumos__read_jpeg(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta)
 {
     memset(out, 0, sizeof *out);
     unsigned char *buf;
@@ -175,7 +236,10 @@ int lumos__read_jpeg(lumos_ctx *ctx, const char *path, lumos_image *out)
     } else if (w <= 0 || h <= 0 || cs < 0) {
         st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged JPEG: no frame header", path);
     } else if (cs == TJCS_CMYK || cs == TJCS_YCCK) {
-        st = lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: CMYK JPEG images are not supported", path);
+        st = lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
+                         "%s: CMYK JPEG images are not supported (convert it to RGB first)", path);
+    } else if (meta && (st = read_markers(ctx, path, buf, size, meta))) {
+        /* out of memory, reported */
     } else if ((st = lumos_image_alloc(out, w, h, cs == TJCS_GRAY ? 1 : 3, 8))) {
         st = lumos__fail(ctx, st, "%s: cannot allocate a %dx%d image", path, w, h);
     } else if (tjDecompress2(tj, buf, (unsigned long)size, out->data, w, (int)out->stride, h,

@@ -1,4 +1,4 @@
-/* png.c — PNG through libpng.
+/* png.c — PNG through libpng, with the iCCP and eXIf chunks.
  *
  * libpng reports errors by longjmp. The setjmp sits in a small function
  * (write_body/read_body) whose caller owns everything to release (the FILE,
@@ -20,6 +20,8 @@ typedef struct {
     int err;         /* errno of a failed read/write, 0 if none */
     int eof;         /* the file ended early */
     char msg[256];   /* libpng's message */
+    char note[256];  /* libpng's first warning about the iCCP or eXIf chunk */
+    int icc_refused; /* the writer's libpng would not take the profile */
     lumos_image img; /* reader's output, freed on error */
 } png_job;
 
@@ -30,8 +32,15 @@ static void on_error(png_structp png, png_const_charp msg)
     png_longjmp(png, 1);
 }
 
-/* Warnings (e.g. an unknown chunk) are not failures; libpng would print them. */
-static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+/* Warnings (e.g. an unknown chunk) are not failures; libpng would print
+ * them. Those about the metadata chunks are kept: with benign errors as
+ * warnings, a profile or EXIF block libpng refuses is dropped with one. */
+static void on_warning(png_structp png, png_const_charp msg)
+{
+    png_job *job = png_get_error_ptr(png);
+    if (!job->note[0] && (strstr(msg, "iCCP") || strstr(msg, "eXIf") || strstr(msg, "profile")))
+        snprintf(job->note, sizeof job->note, "%s", msg);
+}
 
 static void write_fn(png_structp png, png_bytep data, size_t len)
 {
@@ -69,9 +78,13 @@ static int is_little_endian(void)
 
 /* The part of the write that libpng may abort by longjmp. */
 static int write_body(png_structp png, png_infop info, const lumos_image *img,
-                      const uint8_t *icc, size_t icc_size)
+                      const uint8_t *icc, size_t icc_size, const char *icc_name,
+                      const uint8_t *exif, size_t exif_size)
 {
     if (setjmp(png_jmpbuf(png))) return -1;
+    /* A profile libpng finds fault with is left out with a warning, not
+     * the end of the write. */
+    png_set_benign_errors(png, 1);
     /* libpng's default 1e6-pixel width/height limit guards readers; a
      * writer has its image in memory already. */
     png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
@@ -80,9 +93,11 @@ static int write_body(png_structp png, png_infop info, const lumos_image *img,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
     /* iCCP rather than the sRGB chunk: the PNG spec says not to write both,
      * and only iCCP can describe the linear space. */
-    if (icc)
-        png_set_iCCP(png, info, img->space == LUMOS_SPACE_SRGB ? "lumos sRGB" : "lumos linear",
-                     PNG_COMPRESSION_TYPE_BASE, icc, (png_uint_32)icc_size);
+    if (icc) {
+        png_set_iCCP(png, info, icc_name, PNG_COMPRESSION_TYPE_BASE, icc, (png_uint_32)icc_size);
+        ((png_job *)png_get_error_ptr(png))->icc_refused = !png_get_valid(png, info, PNG_INFO_iCCP);
+    }
+    if (exif) png_set_eXIf_1(png, info, (png_uint_32)exif_size, (png_bytep)(uintptr_t)exif);
     png_write_info(png, info);
     if (img->bits == 16 && is_little_endian()) png_set_swap(png); /* PNG is big-endian */
     for (int y = 0; y < img->height; y++)
@@ -94,30 +109,46 @@ static int write_body(png_structp png, png_infop info, const lumos_image *img,
 int lumos__write_png(lumos_ctx *ctx, const lumos_image *img, const char *tmp_path,
                      const char *shown_path, const lumos_write_options *opt)
 {
-    (void)opt;
-    size_t icc_size = 0;
-    uint8_t *icc = lumos__icc_profile_for(img->space, img->channels, &icc_size);
-    if (img->space != LUMOS_SPACE_CAMERA && !icc)
-        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: cannot build the ICC profile", shown_path);
+    size_t icc_size = 0, exif_size = 0;
+    uint8_t *icc = NULL, *exif = NULL;
+    int st = lumos__write_icc(ctx, img, img->channels, opt, PNG_UINT_31_MAX, shown_path, &icc,
+                              &icc_size);
+    if (!st) st = lumos__write_exif(ctx, img, opt, LUMOS_FORMAT_PNG, shown_path, &exif, &exif_size);
+    if (!st && exif_size > PNG_UINT_31_MAX) {
+        lumos__notice(ctx, "%s: the EXIF block is too large for PNG: not written", shown_path);
+        free(exif);
+        exif = NULL;
+    }
+    /* The chunk's name: lumos's own profile's, or a neutral one for the input's. */
+    size_t mine_size;
+    const uint8_t *mine = lumos_meta_icc(opt->meta, &mine_size);
+    const char *icc_name = mine && icc && mine_size == icc_size && !memcmp(mine, icc, icc_size)
+                               ? "ICC profile"
+                           : img->space == LUMOS_SPACE_SRGB ? "lumos sRGB"
+                                                            : "lumos linear";
 
-    png_job job = {.f = fopen(tmp_path, "wb")};
+    png_job job = {.f = st ? NULL : fopen(tmp_path, "wb")};
     if (!job.f) {
         free(icc);
-        return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", shown_path);
+        free(exif);
+        return st ? st : lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", shown_path);
     }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &job, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    int st = LUMOS_OK;
     if (!info) {
         st = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: cannot start libpng", shown_path);
     } else {
         png_set_write_fn(png, &job, write_fn, flush_fn);
-        if (write_body(png, info, img, icc, icc_size) != 0)
+        if (write_body(png, info, img, icc, icc_size, icc_name, exif, exif_size) != 0)
             st = job.err ? lumos__fail_errno(ctx, LUMOS_E_IO, job.err, "%s", shown_path)
                          : lumos__fail(ctx, LUMOS_E_IO, "%s: libpng: %s", shown_path, job.msg);
+        else if (job.icc_refused)
+            lumos__notice(ctx, "%s: the ICC profile is not written: libpng: %s", shown_path,
+                          job.note[0] ? job.note : "refused");
     }
     png_destroy_write_struct(&png, &info);
     free(icc);
+    free(exif);
     /* A full disk may show only here, when stdio flushes its buffer. */
     if (fclose(job.f) != 0 && st == LUMOS_OK)
         st = lumos__fail_errno(ctx, LUMOS_E_IO, errno ? errno : EIO, "%s", shown_path);
@@ -156,11 +187,31 @@ static int read_body(png_structp png, png_infop info, png_job *job)
     for (int p = 0; p < passes; p++)
         for (png_uint_32 y = 0; y < h; y++)
             png_read_row(png, (png_bytep)job->img.data + (size_t)y * job->img.stride, NULL);
-    png_read_end(png, NULL); /* a file cut before IEND is damaged too */
+    png_read_end(png, info); /* a file cut before IEND is damaged too; eXIf may follow IDAT */
     return 0;
 }
 
-int lumos__read_png(lumos_ctx *ctx, const char *path, lumos_image *out)
+/* The profile and EXIF block libpng kept (it checks them as it reads: one it
+ * refused left a warning). */
+static int read_meta(lumos_ctx *ctx, const char *path, png_structp png, png_infop info,
+                     const png_job *job, lumos_meta *meta)
+{
+    png_charp name;
+    int comp;
+    png_bytep icc = NULL, exif = NULL;
+    png_uint_32 icc_size = 0, exif_size = 0;
+    int has_icc = png_get_iCCP(png, info, &name, &comp, &icc, &icc_size) && icc;
+    int has_exif = png_get_eXIf_1(png, info, &exif_size, &exif) && exif;
+    /* Only a chunk libpng dropped is news; some warnings keep the chunk. */
+    if ((!has_icc && (strstr(job->note, "iCCP") || strstr(job->note, "profile"))) ||
+        (!has_exif && strstr(job->note, "eXIf")))
+        lumos__notice(ctx, "%s: metadata dropped: libpng: %s", path, job->note);
+    int st = has_icc ? lumos__meta_found_icc(ctx, meta, path, icc, icc_size) : LUMOS_OK;
+    if (!st && has_exif) st = lumos__meta_found_exif(ctx, meta, path, exif, exif_size);
+    return st;
+}
+
+int lumos__read_png(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta)
 {
     memset(out, 0, sizeof *out);
     png_job job = {.f = fopen(path, "rb")};
@@ -182,6 +233,8 @@ int lumos__read_png(lumos_ctx *ctx, const char *path, lumos_image *out)
                 st = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
             else
                 st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged PNG: %s", path, job.msg);
+            lumos_image_free(&job.img);
+        } else if (meta && (st = read_meta(ctx, path, png, info, &job, meta))) {
             lumos_image_free(&job.img);
         }
     }

@@ -136,9 +136,9 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
      * colour samples, the extra samples carry none. */
     const int colours = img->channels < 3 ? 1 : 3, extra = img->channels - colours;
     size_t icc_size = 0;
-    uint8_t *icc = lumos__icc_profile_for(img->space, colours, &icc_size);
-    if (img->space != LUMOS_SPACE_CAMERA && !icc)
-        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: cannot build the ICC profile", shown_path);
+    uint8_t *icc = NULL;
+    int st = lumos__write_icc(ctx, img, colours, opt, UINT32_MAX, shown_path, &icc, &icc_size);
+    if (st) return st;
     const size_t rowbytes = (size_t)img->width * (size_t)img->channels * (size_t)(img->bits / 8);
     /* The alpha of gray+A and RGBA is a plain (unassociated) alpha; further
      * samples are planes without a stated meaning. */
@@ -149,7 +149,6 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
                              : EXTRASAMPLE_UNSPECIFIED;
     uint8_t *row = extra_kinds ? malloc(rowbytes) : NULL;
     tiff_job job = {.fd = open(tmp_path, O_RDWR | O_TRUNC | O_CLOEXEC)};
-    int st = LUMOS_OK;
     if (job.fd < 0) st = lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", shown_path);
     else if (!row) st = lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", shown_path);
     if (st) {
@@ -187,7 +186,7 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
                               colours == 1 ? PHOTOMETRIC_MINISBLACK : PHOTOMETRIC_RGB) &&
                  (!extra || TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, (uint16_t)extra, extra_kinds)) &&
                  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) &&
-                 TIFFSetField(tif, TIFFTAG_ORIENTATION, ORIENTATION_TOPLEFT) &&
+                 TIFFSetField(tif, TIFFTAG_ORIENTATION, lumos_meta_orientation(opt->meta)) &&
                  TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rps) &&
                  TIFFSetField(tif, TIFFTAG_XRESOLUTION, 72.0) &&
                  TIFFSetField(tif, TIFFTAG_YRESOLUTION, 72.0) &&
@@ -337,7 +336,7 @@ static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *pat
 /* Everything else libtiff can decode (palette, bilevel, YCbCr, CMYK, Lab,
  * odd bit depths): through its RGBA interface, at 8 bits. */
 static int read_rgba(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
-                     lumos_image *out, int gray)
+                     lumos_image *out, int gray, int orientation)
 {
     char emsg[1024] = "";
     if (!TIFFRGBAImageOK(tif, emsg))
@@ -350,7 +349,10 @@ static int read_rgba(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
         lumos_image_free(out);
         return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
     }
-    if (!TIFFReadRGBAImageOriented(tif, w, h, raster, ORIENTATION_TOPLEFT, 0)) {
+    /* Asking for the file's own orientation keeps the rows as stored, as
+     * read_direct does (libtiff would apply the flips of orientations 2..8
+     * but not the transpose of 5..8). */
+    if (!TIFFReadRGBAImageOriented(tif, w, h, raster, orientation, 0)) {
         st = tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
     } else {
         for (uint32_t y = 0; y < h; y++) {
@@ -367,7 +369,20 @@ static int read_rgba(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
     return st;
 }
 
-int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out)
+/* The profile and orientation of the current directory. */
+static int read_meta(lumos_ctx *ctx, TIFF *tif, const char *path, lumos_meta *meta)
+{
+    uint32_t icc_size = 0;
+    void *icc = NULL;
+    uint16_t orientation = ORIENTATION_TOPLEFT;
+    if (TIFFGetField(tif, TIFFTAG_ORIENTATION, &orientation))
+        lumos__meta_found_orientation(ctx, meta, path, orientation);
+    if (TIFFGetField(tif, TIFFTAG_ICCPROFILE, &icc_size, &icc) && icc)
+        return lumos__meta_found_icc(ctx, meta, path, icc, icc_size);
+    return LUMOS_OK;
+}
+
+int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta)
 {
     memset(out, 0, sizeof *out);
     tiff_job job = {.fd = open(path, O_RDONLY | O_CLOEXEC)};
@@ -378,13 +393,15 @@ int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out)
         st = tiff_fail(ctx, &job, LUMOS_E_FORMAT, path, "damaged TIFF");
     } else {
         uint32_t w = 0, h = 0;
-        uint16_t bps = 1, spp = 1, photo, planar = PLANARCONFIG_CONTIG, fmt = SAMPLEFORMAT_UINT;
+        uint16_t bps = 1, spp = 1, photo, planar = PLANARCONFIG_CONTIG, fmt = SAMPLEFORMAT_UINT,
+                 orientation = ORIENTATION_TOPLEFT;
         TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
         TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
         TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);
         TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
         TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
         TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &fmt);
+        TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orientation);
         if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photo)) /* required, but often missing */
             photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
         int gray = photo == PHOTOMETRIC_MINISBLACK || photo == PHOTOMETRIC_MINISWHITE;
@@ -392,6 +409,8 @@ int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out)
         const int is_float = fmt == SAMPLEFORMAT_IEEEFP && (bps == 16 || bps == 32 || bps == 64);
         if (w == 0 || h == 0 || w > INT32_MAX || h > INT32_MAX) {
             st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged TIFF: bad size %ux%u", path, w, h);
+        } else if (meta && (st = read_meta(ctx, tif, path, meta))) {
+            /* out of memory, reported */
         } else if ((is_uint || is_float) && ((photo == PHOTOMETRIC_MINISBLACK && spp >= 1) ||
                                              (photo == PHOTOMETRIC_RGB && spp >= 3))) {
             const int bits = is_float ? 32 : bps;
@@ -405,7 +424,7 @@ int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out)
                              path, (unsigned)bps, (unsigned)photo, (unsigned)spp);
         } else {
             out->width = (int)w, out->height = (int)h;
-            st = read_rgba(ctx, tif, &job, path, out, gray);
+            st = read_rgba(ctx, tif, &job, path, out, gray, orientation);
         }
         TIFFClose(tif);
         /* libtiff only warns when a tag's value lies past the end of the
