@@ -127,3 +127,67 @@ int lumos__chain_run(lumos_ctx *ctx, const lumos__chain *ch, float *stats)
     big_free(ctx, &store_buffer);
     return rc;
 }
+
+/* ------------------------------------------------ training through a chain */
+
+static size_t act_floats(const lumos__act *a) { return (size_t)a->c * a->w * a->h; }
+
+static int act_alloc(lumos_ctx *ctx, lumos__act *a)
+{
+    a->data = calloc(act_floats(a) ? act_floats(a) : 1, sizeof *a->data);
+    return a->data ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_NOMEM, "chain: out of memory");
+}
+
+int lumos__chain_forward(lumos_ctx *ctx, const lumos__piece_chain *chain, lumos__act input,
+                         int last, lumos__chain_tape *tape)
+{
+    memset(tape, 0, sizeof *tape);
+    tape->chain = chain;
+    tape->last = -1;
+    tape->act[0] = input;
+    if (last < 0 || last >= chain->pieces || chain->pieces > LUMOS__CHAIN_MAX_PIECES)
+        return lumos__fail(ctx, LUMOS_E_ARG, "chain: piece %d of %d", last, chain->pieces);
+    for (int i = 0; i <= last; i++) {
+        lumos__act *out = &tape->act[i + 1];
+        chain->out_shape(chain->user, i, &tape->act[i], out);
+        int rc = act_alloc(ctx, out);
+        if (rc == LUMOS_OK) tape->last = i;
+        if (rc == LUMOS_OK) rc = chain->forward(chain->user, ctx, i, &tape->act[i], out);
+        if (rc != LUMOS_OK) return rc;
+    }
+    return LUMOS_OK;
+}
+
+int lumos__chain_backward(lumos_ctx *ctx, const lumos__chain_tape *tape, float *const *seed,
+                          float *grad_input)
+{
+    const lumos__piece_chain *chain = tape->chain;
+    int top = tape->last;
+    while (top >= 0 && !seed[top]) top--;
+    if (top < 0) {
+        memset(grad_input, 0, act_floats(&tape->act[0]) * sizeof(float));
+        return LUMOS_OK;
+    }
+    lumos__act g = tape->act[top + 1];
+    int rc = act_alloc(ctx, &g);
+    if (rc != LUMOS_OK) return rc;
+    memcpy(g.data, seed[top], act_floats(&g) * sizeof(float));
+    for (int i = top; i >= 0 && rc == LUMOS_OK; i--) {
+        lumos__act gin = tape->act[i];
+        gin.data = grad_input;
+        if (i > 0) rc = act_alloc(ctx, &gin);
+        if (rc == LUMOS_OK) rc = chain->backward(chain->user, ctx, i, &tape->act[i], &g, &gin);
+        free(g.data);
+        g = gin;
+        if (rc == LUMOS_OK && i > 0 && seed[i - 1])
+            for (size_t k = 0; k < act_floats(&g); k++) g.data[k] += seed[i - 1][k];
+    }
+    if (g.data != grad_input) free(g.data);
+    return rc;
+}
+
+void lumos__chain_tape_free(lumos__chain_tape *tape)
+{
+    for (int i = 1; i <= tape->last + 1; i++) free(tape->act[i].data);
+    tape->last = -1;
+}

@@ -72,6 +72,52 @@ typedef struct lumos__chain {
  * pieces after that point run (they read it). */
 int lumos__chain_run(lumos_ctx *ctx, const lumos__chain *chain, float *stats);
 
+/* ------------------------------------------------ training through a chain
+ *
+ * A network (or a frozen feature network a loss differentiates through)
+ * too big to compile as one pipeline with its backward, as pieces: piece i
+ * maps activation i to activation i + 1 (activation 0 the input). Forward
+ * keeps every activation; backward runs the pieces' adjoints from the last
+ * seeded activation down to the input, adding the gradients given at the
+ * activations on the way (a loss may tap several). A piece with parameters
+ * adds their gradients where its callbacks keep them. */
+enum { LUMOS__CHAIN_MAX_PIECES = 32 };
+
+/* A float map (c, x, y), c innermost. */
+typedef struct lumos__act {
+    float *data;
+    int c, w, h;
+} lumos__act;
+
+typedef struct lumos__piece_chain {
+    int pieces; /* <= LUMOS__CHAIN_MAX_PIECES */
+    /* piece i's output shape (c, w, h: data untouched) for its input's */
+    void (*out_shape)(void *user, int i, const lumos__act *in, lumos__act *out);
+    int (*forward)(void *user, lumos_ctx *ctx, int i, const lumos__act *in, lumos__act *out);
+    /* grad_in = dL/d(in), from in and grad_out = dL/d(out) */
+    int (*backward)(void *user, lumos_ctx *ctx, int i, const lumos__act *in,
+                    const lumos__act *grad_out, lumos__act *grad_in);
+    void *user;
+} lumos__piece_chain;
+
+/* A forward run: act[0] the caller's input, act[i + 1] piece i's output
+ * (owned by the tape) for i <= last. */
+typedef struct lumos__chain_tape {
+    const lumos__piece_chain *chain;
+    int last;
+    lumos__act act[LUMOS__CHAIN_MAX_PIECES + 1];
+} lumos__chain_tape;
+
+/* Runs pieces 0..last on input (not copied: it must outlive the tape). On
+ * failure the tape holds what was made; free it either way. */
+int lumos__chain_forward(lumos_ctx *ctx, const lumos__piece_chain *chain, lumos__act input,
+                         int last, lumos__chain_tape *tape);
+/* dL/d(input) into grad_input (the input's size) from seed[i] = dL/d(act[i +
+ * 1]) for the pieces that have one (NULL: none), i <= tape->last. */
+int lumos__chain_backward(lumos_ctx *ctx, const lumos__chain_tape *tape, float *const *seed,
+                          float *grad_input);
+void lumos__chain_tape_free(lumos__chain_tape *tape);
+
 /* For tests: bands of this many rows instead of the chain's (0: the
  * chain's); the state stored as half floats (1) or floats (-1) whatever the
  * size (0: by size, stages/learned_isp.c). */

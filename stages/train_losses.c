@@ -60,6 +60,7 @@
 #include "lumos_vgg19_s4_bwd.h"
 #include "lumos_vgg19_s4_fwd.h"
 #include "core/context.h"
+#include "stages/chain.h"
 #include "stages/halide_glue.h"
 
 enum { BLOCKS = 12, TAP_EARLY = 1, TAP_DEEP = 7, TAP_LAST = 11, VGG_STAGES = 5 };
@@ -115,11 +116,8 @@ static const feature_net vgg19 = {LUMOS__NET_VGG19, VGG_STAGES, stage_fwd, stage
                                   stage_cout, stage_stride, 0, lumos_pre_vgg_lightness_fwd,
                                   lumos_pre_vgg_lightness_bwd, "VGG-19", "VGG-19 gradient"};
 
-/* A feature map (c, w, h), interleaved. */
-typedef struct fmap {
-    float *data;
-    int c, w, h;
-} fmap;
+/* A feature map (c, w, h), interleaved: the chain runtime's activation. */
+typedef lumos__act fmap;
 
 static size_t fmap_size(const fmap *m) { return (size_t)m->c * m->w * m->h; }
 
@@ -169,12 +167,6 @@ static int check(lumos_ctx *ctx, int width, int height, const char *what)
     return LUMOS_OK;
 }
 
-static int fmap_new(lumos_ctx *ctx, fmap *m, int c, int w, int h)
-{
-    *m = (fmap){calloc((size_t)c * w * h, sizeof(float)), c, w, h};
-    return m->data ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
-}
-
 /* ---------------------------------------------------------- pieces */
 
 static int preprocess(lumos_ctx *ctx, pre_fn fn, const float *image, const float *grad, int w,
@@ -188,18 +180,51 @@ static int preprocess(lumos_ctx *ctx, pre_fn fn, const float *image, const float
     return lumos__hl_status(ctx, fn(ctx, &bi, &bg, &br), "loss preprocessing");
 }
 
-/* The activations of one image through pieces 0..last of a network: act[0]
- * the preprocessed image (borrowed), act[i + 1] piece i's output. */
+/* The activations of one image through pieces 0..last of a network, on
+ * the chain runtime (stages/chain.h): tape.act[0] the preprocessed image
+ * (borrowed), tape.act[i + 1] piece i's output. */
 typedef struct features_run {
     const feature_net *net;
-    fmap act[MAX_PIECES + 1];
-    int last;
+    const float *weights;
+    lumos__piece_chain chain;
+    lumos__chain_tape tape;
 } features_run;
 
 static void features_free(features_run *r)
 {
-    for (int i = 1; i <= r->last + 1; i++) free(r->act[i].data);
+    if (r->net) lumos__chain_tape_free(&r->tape);
     memset(r, 0, sizeof *r);
+}
+
+static void piece_shape(void *user, int i, const lumos__act *in, lumos__act *out)
+{
+    const feature_net *net = ((const features_run *)user)->net;
+    int s = net->stride[i], up = net->round_up ? s - 1 : 0;
+    *out = (lumos__act){NULL, net->cout[i], (in->w + up) / s, (in->h + up) / s};
+}
+
+static int piece_forward(void *user, lumos_ctx *ctx, int i, const lumos__act *in, lumos__act *out)
+{
+    const features_run *r = user;
+    halide_buffer_t bw, bi, bo;
+    halide_dimension_t dw, di[3], dout[3];
+    flat(&bw, &dw, r->weights, count(r->net->net));
+    lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
+    lumos__hl_buffer_cxy(&bo, dout, out->data, out->c, out->w, out->h);
+    return lumos__hl_status(ctx, r->net->fwd[i](ctx, &bi, &bw, &bo, &bo), r->net->what);
+}
+
+static int piece_backward(void *user, lumos_ctx *ctx, int i, const lumos__act *in,
+                          const lumos__act *grad_out, lumos__act *grad_in)
+{
+    const features_run *r = user;
+    halide_buffer_t bw, bi, bg, bo;
+    halide_dimension_t dw, di[3], dg[3], dout[3];
+    flat(&bw, &dw, r->weights, count(r->net->net));
+    lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
+    lumos__hl_buffer_cxy(&bg, dg, grad_out->data, grad_out->c, grad_out->w, grad_out->h);
+    lumos__hl_buffer_cxy(&bo, dout, grad_in->data, grad_in->c, grad_in->w, grad_in->h);
+    return lumos__hl_status(ctx, r->net->bwd[i](ctx, &bi, &bw, &bg, &bo), r->net->what_grad);
 }
 
 static int features_forward(lumos_ctx *ctx, const feature_net *net, const float *weights,
@@ -207,63 +232,17 @@ static int features_forward(lumos_ctx *ctx, const feature_net *net, const float 
 {
     memset(r, 0, sizeof *r);
     r->net = net;
-    r->last = last;
-    r->act[0] = (fmap){pre, 3, w, h};
-    halide_buffer_t bw;
-    halide_dimension_t dw;
-    flat(&bw, &dw, weights, count(net->net));
-    for (int i = 0; i <= last; i++) {
-        const fmap *in = &r->act[i];
-        int s = net->stride[i], up = net->round_up ? s - 1 : 0;
-        int rc = fmap_new(ctx, &r->act[i + 1], net->cout[i], (in->w + up) / s, (in->h + up) / s);
-        if (rc) return rc;
-        halide_buffer_t bi, bo;
-        halide_dimension_t di[3], dout[3];
-        lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
-        lumos__hl_buffer_cxy(&bo, dout, r->act[i + 1].data, r->act[i + 1].c, r->act[i + 1].w, r->act[i + 1].h);
-        rc = lumos__hl_status(ctx, net->fwd[i](ctx, &bi, &bw, &bo, &bo), net->what);
-        if (rc) return rc;
-    }
-    return LUMOS_OK;
+    r->weights = weights;
+    r->chain = (lumos__piece_chain){net->pieces, piece_shape, piece_forward, piece_backward, r};
+    return lumos__chain_forward(ctx, &r->chain, (lumos__act){pre, 3, w, h}, last, &r->tape);
 }
 
 /* dL/d(preprocessed image) from dL/d(piece i's output) given for some
  * pieces (seed[i], NULL for none), into grad_pre (3 × w × h). */
-static int features_backward(lumos_ctx *ctx, const float *weights, const features_run *r,
-                             float *const seed[MAX_PIECES], float *grad_pre)
+static int features_backward(lumos_ctx *ctx, const features_run *r, float *const seed[MAX_PIECES],
+                             float *grad_pre)
 {
-    const feature_net *net = r->net;
-    halide_buffer_t bw;
-    halide_dimension_t dw;
-    flat(&bw, &dw, weights, count(net->net));
-    int top = r->last;
-    while (top >= 0 && !seed[top]) top--;
-    if (top < 0) {
-        memset(grad_pre, 0, fmap_size(&r->act[0]) * sizeof(float));
-        return LUMOS_OK;
-    }
-    fmap g = {NULL, 0, 0, 0};
-    int rc = fmap_new(ctx, &g, r->act[top + 1].c, r->act[top + 1].w, r->act[top + 1].h);
-    if (rc) return rc;
-    memcpy(g.data, seed[top], fmap_size(&g) * sizeof(float));
-    for (int i = top; i >= 0 && rc == LUMOS_OK; i--) {
-        const fmap *in = &r->act[i];
-        fmap gin = {i == 0 ? grad_pre : NULL, in->c, in->w, in->h};
-        if (i > 0) rc = fmap_new(ctx, &gin, in->c, in->w, in->h);
-        if (rc) break;
-        halide_buffer_t bi, bg, bo;
-        halide_dimension_t di[3], dg[3], dout[3];
-        lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
-        lumos__hl_buffer_cxy(&bg, dg, g.data, g.c, g.w, g.h);
-        lumos__hl_buffer_cxy(&bo, dout, gin.data, gin.c, gin.w, gin.h);
-        rc = lumos__hl_status(ctx, net->bwd[i](ctx, &bi, &bw, &bg, &bo), net->what_grad);
-        free(g.data);
-        g = gin;
-        if (rc == LUMOS_OK && i > 0 && seed[i - 1])
-            for (size_t k = 0; k < fmap_size(&g); k++) g.data[k] += seed[i - 1][k];
-    }
-    if (g.data != grad_pre) free(g.data);
-    return rc;
+    return lumos__chain_backward(ctx, &r->tape, seed, grad_pre);
 }
 
 /* A discriminator's pipeline: g (score, dD/d(map)), p (also D's state
@@ -349,7 +328,7 @@ static int content_term(lumos_ctx *ctx, const feature_net *net, const float *wei
     if (!rc) rc = preprocess(ctx, net->pre_fwd, ref, NULL, w, h, pre_ref);
     if (!rc) rc = features_forward(ctx, net, weights, pre_ref, w, h, tap, &run_ref);
     if (!rc) {
-        const fmap *a = &run.act[tap + 1], *b = &run_ref.act[tap + 1];
+        const fmap *a = &run.tape.act[tap + 1], *b = &run_ref.tape.act[tap + 1];
         size_t n = fmap_size(a);
         seed[tap] = malloc(n * sizeof(float));
         if (!seed[tap]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
@@ -361,7 +340,7 @@ static int content_term(lumos_ctx *ctx, const feature_net *net, const float *wei
         }
         *loss = (float)(sum / (double)n);
     }
-    if (!rc) rc = features_backward(ctx, weights, &run, seed, grad_pre);
+    if (!rc) rc = features_backward(ctx, &run, seed, grad_pre);
     if (!rc) rc = preprocess(ctx, net->pre_bwd, out, grad_pre, w, h, grad_img);
     for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
     free(seed[tap]);
@@ -406,7 +385,7 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
         const float *dw[2] = {d_early, d_deep};
         for (int k = 0; k < 2 && !rc; k++) {
             if (term_weight[1 + k] == 0) continue;
-            const fmap *f = &run.act[taps[k] + 1];
+            const fmap *f = &run.tape.act[taps[k] + 1];
             float score = 0;
             seed[taps[k]] = malloc(fmap_size(f) * sizeof(float));
             if (!seed[taps[k]]) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "training losses: out of memory");
@@ -416,12 +395,12 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             float a = -term_weight[1 + k] * sigmoid(d_real[k] - score);
             for (size_t i = 0; i < fmap_size(f); i++) seed[taps[k]][i] *= a;
         }
-        if (!rc) rc = features_backward(ctx, features, &run, seed, grad_pre);
+        if (!rc) rc = features_backward(ctx, &run, seed, grad_pre);
         if (!rc) rc = preprocess(ctx, lumos_pre_lightness_bwd, out, grad_pre, width, height, grad_img);
         for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
         for (int k = 0; !rc && out_maps && k < 2; k++) { /* taken out of the run */
-            out_maps[k] = run.act[taps[k] + 1].data;
-            run.act[taps[k] + 1].data = NULL;
+            out_maps[k] = run.tape.act[taps[k] + 1].data;
+            run.tape.act[taps[k] + 1].data = NULL;
         }
     }
     if (rc == LUMOS_OK && want_blur) {
@@ -432,7 +411,7 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
         }
         rc = preprocess(ctx, lumos_pre_blur_fwd, out, NULL, width, height, pre);
         if (!rc) rc = features_forward(ctx, &mobilenet, features, pre, width, height, TAP_LAST, &run);
-        const fmap *f = &run.act[TAP_LAST + 1];
+        const fmap *f = &run.tape.act[TAP_LAST + 1];
         float score = 0;
         if (!rc) {
             seed[TAP_LAST] = malloc(fmap_size(f) * sizeof(float));
@@ -444,13 +423,13 @@ int lumos__stage_g_losses(lumos_ctx *ctx, int width, int height, const float *ou
             losses[3] = softplus(-(score - d_real[2]));
             float a = -term_weight[3] * sigmoid(d_real[2] - score);
             for (size_t i = 0; i < fmap_size(f); i++) seed[TAP_LAST][i] *= a;
-            rc = features_backward(ctx, features, &run, seed, grad_pre);
+            rc = features_backward(ctx, &run, seed, grad_pre);
         }
         if (!rc) rc = preprocess(ctx, lumos_pre_blur_bwd, out, grad_pre, width, height, grad_img);
         for (size_t i = 0; !rc && i < n_img; i++) grad_out[i] += grad_img[i];
         if (!rc && out_maps) {
-            out_maps[2] = run.act[TAP_LAST + 1].data;
-            run.act[TAP_LAST + 1].data = NULL;
+            out_maps[2] = run.tape.act[TAP_LAST + 1].data;
+            run.tape.act[TAP_LAST + 1].data = NULL;
         }
     }
     if (rc && out_maps)
@@ -494,7 +473,7 @@ int lumos__stage_d_maps(lumos_ctx *ctx, int colour, int width, int height, const
     const int taps[2] = {colour ? TAP_LAST : TAP_EARLY, TAP_DEEP};
     for (int k = 0; !rc && k < (colour ? 1 : 2); k++) {
         /* keep the tap's activation: taken out of the run before it is freed */
-        fmap *m = &run.act[taps[k] + 1];
+        fmap *m = &run.tape.act[taps[k] + 1];
         maps[k] = m->data;
         m->data = NULL;
     }
