@@ -122,3 +122,20 @@ void net_names(const char *task, char *dst, size_t n)
         snprintf(dst + len, n - len, "%s%s", sep, name);
     }
 }
+
+lumos_format parse_format(const char *s, int allow_exr)
+{
+    if (!strcmp(s, "jpeg") || !strcmp(s, "jpg")) return LUMOS_FORMAT_JPEG;
+    if (!strcmp(s, "png")) return LUMOS_FORMAT_PNG;
+    if (!strcmp(s, "tiff") || !strcmp(s, "tif")) return LUMOS_FORMAT_TIFF;
+    if (allow_exr && !strcmp(s, "exr")) return LUMOS_FORMAT_EXR;
+    die_usage("--format: '%s' is not jpeg, png, tiff%s", s, allow_exr ? " or exr" : "");
+}
+
+const char *format_suffix(lumos_format f)
+{
+    return f == LUMOS_FORMAT_PNG    ? ".png"
+           : f == LUMOS_FORMAT_TIFF ? ".tif"
+           : f == LUMOS_FORMAT_EXR  ? ".exr"
+                                    : ".jpg";
+}

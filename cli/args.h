@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "lumos.h"
+
 /* Exit codes every command keeps, so scripts can trust them. */
 enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
@@ -15,6 +17,11 @@ void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 /* A number or integer in [lo, hi], or a usage error naming the option. */
 double parse_number(const char *opt, const char *s, double lo, double hi);
 int parse_int(const char *opt, const char *s, int lo, int hi);
+/* --format's value: jpeg (jpg), png, tiff (tif), and exr where allowed;
+ * anything else is a usage error. */
+lumos_format parse_format(const char *s, int allow_exr);
+/* The suffix an output of format f gets (".jpg" for AUTO). */
+const char *format_suffix(lumos_format f);
 
 /* Whether argv[*i] is option `name` (or `alias`, may be NULL) with a value,
  * as "--name value" or "--name=value"; *value is set and *i advanced past it. */

@@ -171,21 +171,25 @@ const char *batch_single_output(const batch *b)
     return many || is_dir ? NULL : output;
 }
 
-/* OUT_DIR/<input name without suffix><suffix>; "" out_dir: beside the input.
+/* OUT_DIR/<input name without suffix><suffix>; "" out_dir: beside the input,
+ * with `tag` (may be NULL) after the stem; "" suffix: the input's own.
  * Returns 0, or -1 when the name does not fit. */
-static int output_name(char *dst, size_t n, const char *in, const char *out_dir, const char *suffix)
+static int output_name(char *dst, size_t n, const char *in, const char *out_dir, const char *suffix,
+                       const char *tag)
 {
     const char *base = strrchr(in, '/');
     base = base ? base + 1 : in;
     const char *dot = strrchr(base, '.');
     int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+    if (!suffix[0]) suffix = base + stem;
     if (out_dir[0]) {
         size_t len = strlen(out_dir);
         int w = snprintf(dst, n, "%s%s%.*s%s", out_dir, out_dir[len - 1] == '/' ? "" : "/",
                          stem, base, suffix);
         return w < 0 || (size_t)w >= n ? -1 : 0;
     }
-    int w = snprintf(dst, n, "%.*s%.*s%s", (int)(base - in), in, stem, base, suffix);
+    int w = snprintf(dst, n, "%.*s%.*s%s%s", (int)(base - in), in, stem, base, tag ? tag : "",
+                     suffix);
     return w < 0 || (size_t)w >= n ? -1 : 0;
 }
 
@@ -272,7 +276,8 @@ static int plan_jobs(batch *b, char *out_dir, size_t out_dir_size)
         j->in = b->inputs.items[i];
         if (!b->spec->out_suffix) continue;
         if (single) snprintf(j->out, sizeof j->out, "%s", single);
-        else if (output_name(j->out, sizeof j->out, j->in, out_dir, b->spec->out_suffix)) {
+        else if (output_name(j->out, sizeof j->out, j->in, out_dir, b->spec->out_suffix,
+                             b->spec->beside_tag)) {
             j->state = JOB_FAILED;
             snprintf(j->error, sizeof j->error, "%s: output path too long", j->in);
         }

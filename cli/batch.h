@@ -44,7 +44,11 @@ const char *batch_single_output(const batch *b);
 
 typedef struct {
     const char *verb;       /* "converted": the summary's word */
-    const char *out_suffix; /* ".jpg"; NULL: the command writes no files */
+    const char *out_suffix; /* ".jpg"; "": the input's own suffix; NULL: the command
+                               writes no files */
+    const char *beside_tag; /* outputs beside their inputs (no -o) get it after their
+                               stem ("-dereflect"), so that they never replace them;
+                               NULL: none */
     int serial;             /* one file at a time, in order (printing commands) */
     /* Processes one input into out (NULL without outputs) on ctx; on failure
      * returns nonzero with ctx's last error set (it is reported). */

@@ -60,14 +60,6 @@ static void print_usage(void)
     fputs(usage_convert_tail, stdout);
 }
 
-static const char *format_suffix(lumos_format f)
-{
-    return f == LUMOS_FORMAT_PNG    ? ".png"
-           : f == LUMOS_FORMAT_TIFF ? ".tif"
-           : f == LUMOS_FORMAT_EXR  ? ".exr"
-                                    : ".jpg";
-}
-
 static int convert_one(void *user, lumos_ctx *ctx, const char *in, const char *out)
 {
     return lumos_convert_file(ctx, in, out, user);
@@ -91,11 +83,7 @@ int cmd_convert(int argc, char **argv)
         } else if (batch_parse_option(&bo, argc, argv, &i)) {
             continue;
         } else if (is_option(argc, argv, &i, "--format", NULL, &v)) {
-            if (!strcmp(v, "jpeg") || !strcmp(v, "jpg")) format = LUMOS_FORMAT_JPEG;
-            else if (!strcmp(v, "png")) format = LUMOS_FORMAT_PNG;
-            else if (!strcmp(v, "tiff") || !strcmp(v, "tif")) format = LUMOS_FORMAT_TIFF;
-            else if (!strcmp(v, "exr")) format = LUMOS_FORMAT_EXR;
-            else die_usage("--format: '%s' is not jpeg, png, tiff or exr", v);
+            format = parse_format(v, 1);
         } else if (is_option(argc, argv, &i, "--bits", NULL, &v)) {
             opt.isp.bits = parse_int("--bits", v, 8, 32);
             if (opt.isp.bits != 8 && opt.isp.bits != 16 && opt.isp.bits != 32)

@@ -4,6 +4,7 @@
 #define LUMOS_CLI_COMMANDS_H
 
 int cmd_convert(int argc, char **argv);
+int cmd_dereflect(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 

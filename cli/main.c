@@ -15,6 +15,8 @@ static const struct {
     int (*run)(int argc, char **argv);
 } commands[] = {
     {"convert", "convert IN...   develop camera RAW files into JPEG, PNG or TIFF", cmd_convert},
+    {"dereflect", "dereflect IN... remove reflections from JPEG, PNG or TIFF photos",
+     cmd_dereflect},
     {"info", "info IN...      print RAW metadata (camera, CFA, levels, white balance, EXIF)",
      cmd_info},
     {"train", "train ...       train a network (a learned ISP) on photos and RAW files",

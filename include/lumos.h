@@ -410,6 +410,65 @@ LUMOS_API void lumos_convert_options_init(lumos_convert_options *opt);
 LUMOS_API lumos_status lumos_convert_file(lumos_ctx *ctx, const char *in_path,
                                           const char *out_path, const lumos_convert_options *opt);
 
+/* ------------------------------------------------------------- dereflect */
+
+/* Single-image reflection removal (a photo taken through glass): the
+ * classical method (gradient thresholding and a screened Poisson solve,
+ * after Arvanitopoulos et al., CVPR 2017) or a learned network of task
+ * "dereflect" (lumos_net_list("dereflect", i): "uhd").
+ *
+ * The default method. "classic" until trained weights for "uhd" ship in
+ * data/weights/ (lumos_net_load's default for it fails until then). */
+#define LUMOS_DEREFLECT_DEFAULT "classic"
+
+typedef struct lumos_dereflect_options {
+    const char *net_name;  /* "classic" (LUMOS_DEREFLECT_DEFAULT; also NULL) or a
+                              network of task "dereflect" */
+    const char *weights;   /* its safetensors file; NULL: the shipped default */
+    const lumos_net *net;  /* or a network already loaded (takes precedence: load
+                              it once for many images) */
+    int tile;              /* a network's tile side, a multiple of 8; 0: its default */
+    float h;               /* classic: gradient threshold, >= 0; 0: 0.03 */
+    float eps;             /* classic: fidelity weight, >= 0; 0: 1e-8 */
+    int bits;              /* output sample depth 8, 16 or 32; 0: the input's
+                              (lumos_dereflect_file: the nearest the format holds) */
+    lumos_write_options write; /* lumos_dereflect_file's output: format (AUTO: from
+                              out_path's suffix, else the input's format),
+                              quality, overwrite; its meta is the input's */
+} lumos_dereflect_options;
+
+LUMOS_API void lumos_dereflect_options_init(lumos_dereflect_options *opt);
+
+/* Removes reflections from in, an 8/16-bit or float image of 1 (gray) to
+ * N channels in stored orientation, transfer-encoded (not
+ * LUMOS_SPACE_LINEAR_SRGB: LUMOS_E_UNSUPPORTED). Gray (1 or 2 channels) is
+ * processed as RGB with three equal channels and written back as their
+ * mean; of 3 or more channels the first three are RGB; further channels
+ * (alpha) are copied. Float samples are taken clamped to 0..1 (NaN as 0).
+ * *out (allocated; free with lumos_image_free) has in's size, channels and
+ * space, at opt->bits (0: in's). The method works on whole images: the
+ * classical one needs about 16 bytes a pixel beside in and out, a network
+ * about 26; an image needing more than the machine's physical memory is
+ * refused with LUMOS_E_NOMEM before anything is allocated. Larger than the
+ * method can take (classic: 715 megapixels; networks: 65536 a side):
+ * LUMOS_E_UNSUPPORTED. */
+LUMOS_API lumos_status lumos_dereflect_image(lumos_ctx *ctx, const lumos_image *in,
+                                             const lumos_dereflect_options *opt,
+                                             lumos_image *out);
+
+/* in_path (JPEG, PNG or TIFF, lumos_image_read_meta) -> lumos_dereflect_image
+ * -> out_path, written atomically with the input's ICC profile, EXIF block
+ * and orientation (lumos_write_options.meta). The pixels keep their stored
+ * orientation, so the Orientation tag written back stays true. Format:
+ * opt->write.format, else out_path's suffix, else the input's; depth:
+ * opt->bits, else the input's where the format holds it (JPEG: 8; PNG: 8
+ * or 16; TIFF: any). OpenEXR in or out is LUMOS_E_UNSUPPORTED (linear
+ * light). Errors name in_path (or out_path for a write); nothing is left at
+ * out_path on failure. */
+LUMOS_API lumos_status lumos_dereflect_file(lumos_ctx *ctx, const char *in_path,
+                                            const char *out_path,
+                                            const lumos_dereflect_options *opt);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,3 +10,16 @@ lumos_test(test_dereflect_classic SOURCES test_dereflect_classic.c LABEL stage
 # equal to one another (skips without torch).
 lumos_test(test_dereflect_torch SOURCES test_dereflect_torch.c LABEL stage
            ARGS ${LUMOS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/torch/dereflect_nets.py)
+
+# lumos_dereflect_image (pipeline/dereflect.c) against the stages it wraps:
+# 8/16-bit, gray, alpha, float and 1×1 images, the uhd network with random
+# weights, and its refusals (bad options, size and memory limits).
+lumos_test(test_dereflect_image SOURCES test_dereflect_image.c LABEL stage)
+
+# `lumos dereflect`: formats, depths, profile and EXIF kept, bad inputs,
+# batches, --skip-existing, --shard, --preview, exit codes (inputs made from
+# skimage's photos by tools/dereflect_photos.py; skips without them).
+add_test(NAME test_dereflect_cli
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_dereflect_cli.sh $<TARGET_FILE:lumos_cli>
+                 ${LUMOS_PHOTOS} ${LUMOS_PYTHON})
+set_tests_properties(test_dereflect_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
