@@ -1,6 +1,8 @@
 /* mpi_comm.h — `lumos train` across processes under mpirun (Open MPI): the
- * collective the trainer's lumos__train_comm asks for. Built only when CMake
- * finds MPI (LUMOS_WITH_MPI); the library itself links no MPI. */
+ * collective the trainer's lumos__train_comm asks for. Its MPI part is built
+ * only when CMake finds MPI and LUMOS_MPI is on (LUMOS_WITH_MPI; the build
+ * without it is lumos-nompi, see test_train_nompi); the library itself links
+ * no MPI. */
 #ifndef LUMOS_CLI_MPI_H
 #define LUMOS_CLI_MPI_H
 

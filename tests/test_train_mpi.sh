@@ -7,7 +7,7 @@
 set -u
 LUMOS=$1 PHOTOS=$2 MPIRUN=${3:-mpirun}
 command -v "$MPIRUN" >/dev/null || { echo "[SKIP] no $MPIRUN (install openmpi-bin)"; exit 77; }
-ldd "$LUMOS" | grep -q libmpi || { echo "[SKIP] lumos built without MPI (libopenmpi-dev)"; exit 77; }
+ldd "$LUMOS" | grep -q libmpi || { echo "[SKIP] lumos built without MPI (libopenmpi-dev, LUMOS_MPI)"; exit 77; }
 T=$(mktemp -d /tmp/lumos-train-mpi.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 . "$(dirname "$0")/lib.sh"

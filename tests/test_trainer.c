@@ -13,6 +13,9 @@
  * - N steps straight = N/2, checkpoint, resume, N/2 more, bit for bit (the
  *   weights, a toy discriminator's parameters and its step count), and the
  *   same with 1 or 2 threads; the log is appended to, under one header;
+ * - two ranks (threads, with a collective of their own) train to one
+ *   process's weights, and show the toy discriminator the same real images,
+ *   unpaired and paired, though each makes only its own samples;
  * - a stop request ends the run after one step with checkpoint and weights;
  * - a truncated JPEG among the photos is skipped, reported and counted;
  * - damaged and mismatched checkpoints are refused, naming the file;
@@ -22,6 +25,7 @@
  * Without the photos the test exits 77 (skipped). */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +406,7 @@ static void test_every_net(lumos_ctx *ctx, const char *const *src)
 typedef struct toy_d {
     float p[4], g[4];
     int d_steps;
+    double real_sum; /* of every real image it was shown */
     lumos__train_params group;
 } toy_d;
 
@@ -436,6 +441,7 @@ static int toy_d_step(void *state, lumos_ctx *ctx, const float *const *fake,
     for (int k = 0; k < 4; k++) d->g[k] = (float)(gap * (k + 1) + 0.01 * d->p[k]);
     *d_loss = (float)gap;
     d->d_steps++;
+    d->real_sum += r;
     return LUMOS_OK;
 }
 
@@ -555,6 +561,134 @@ static void test_resume(lumos_ctx *ctx, const char *const *src)
     CHECK(headers == 1 && rows == 8 && in_order, "log: %d headers, %d rows%s", headers, rows,
           in_order ? "" : ", out of order");
     free(text);
+}
+
+/* --------------------------------------------------- ranks in threads */
+
+/* The collective of lumos__train_comm between threads: each rank's buffer
+ * summed in rank order, so that every rank gets the same sums. */
+enum { RANKS = 2 };
+
+typedef struct rank_group {
+    pthread_barrier_t barrier;
+    const void *part[RANKS];
+} rank_group;
+
+typedef struct rank_run {
+    rank_group *group;
+    lumos__train_comm comm;
+    lumos__train_options o;
+    lumos__train_term terms[3];
+    toy_d d;
+    int rc;
+    char error[512];
+} rank_run;
+
+#define RANK_SUM(NAME, T)                                                      \
+    static int NAME(void *user, T *buf, size_t n)                              \
+    {                                                                          \
+        rank_run *r = user;                                                    \
+        T *sum = malloc(n * sizeof *sum);                                      \
+        r->group->part[r->comm.rank] = buf;                                    \
+        pthread_barrier_wait(&r->group->barrier);                              \
+        for (size_t i = 0; sum && i < n; i++) {                                \
+            sum[i] = 0;                                                        \
+            for (int k = 0; k < RANKS; k++) sum[i] += ((const T *)r->group->part[k])[i]; \
+        }                                                                      \
+        pthread_barrier_wait(&r->group->barrier); /* all read: buf is free */  \
+        if (sum) memcpy(buf, sum, n * sizeof *sum);                            \
+        free(sum);                                                             \
+        return sum ? 0 : -1;                                                   \
+    }
+RANK_SUM(rank_sum_f64, double)
+RANK_SUM(rank_sum_f32, float)
+
+static void *rank_main(void *arg)
+{
+    rank_run *r = arg;
+    lumos_ctx *ctx = lumos_ctx_new();
+    lumos_ctx_set_threads(ctx, 1);
+    r->rc = ctx ? lumos__train(ctx, &r->o, NULL) : LUMOS_E_NOMEM;
+    snprintf(r->error, sizeof r->error, "%s", ctx ? lumos_last_error(ctx) : "no context");
+    lumos_ctx_free(ctx);
+    return NULL;
+}
+
+static void rank_options(lumos_ctx *ctx, rank_run *r, const char *const *src,
+                         lumos__train_mode mode, const char *out)
+{
+    toy_terms(ctx, r->terms, &r->d);
+    base_options(&r->o, src);
+    r->o.mode = mode;
+    r->o.crop = 32;
+    r->o.batch = 4;
+    r->o.steps = 4;
+    r->o.threads = 1;
+    r->o.terms = r->terms;
+    r->o.n_terms = 3;
+    r->o.d_every = 2;
+    r->o.out = out;
+}
+
+/* max |a - b| over two weights files of the same network (-1: unreadable) */
+static double weights_difference(lumos_ctx *ctx, const char *a, const char *b)
+{
+    lumos_net *x = NULL, *y = NULL;
+    double worst = -1;
+    if (!lumos_net_load(ctx, "efficient", a, &x) && !lumos_net_load(ctx, "efficient", b, &y)) {
+        size_t n, m;
+        const float *p = lumos__net_flat(x, &n), *q = lumos__net_flat(y, &m);
+        worst = n == m ? 0 : -1;
+        for (size_t i = 0; n == m && i < n; i++) worst = fmax(worst, fabs(p[i] - q[i]));
+    }
+    lumos_net_free(x);
+    lumos_net_free(y);
+    return worst;
+}
+
+static void test_ranks(lumos_ctx *ctx, const char *const *src)
+{
+    for (int paired = 0; paired < 2; paired++) {
+        const lumos__train_mode mode = paired ? LUMOS__TRAIN_PAIRED : LUMOS__TRAIN_UNPAIRED;
+        char one[256], two[256];
+        snprintf(one, sizeof one, "%s", tmp_path("ranks1.safetensors"));
+        snprintf(two, sizeof two, "%s", tmp_path("ranks2.safetensors"));
+        rank_run single;
+        memset(&single, 0, sizeof single);
+        rank_options(ctx, &single, src, mode, one);
+        rank_main(&single);
+        CHECK(single.rc == LUMOS_OK, "one process: %s", single.error);
+
+        rank_group group;
+        rank_run *r = calloc(RANKS, sizeof *r);
+        pthread_t th[RANKS];
+        pthread_barrier_init(&group.barrier, NULL, RANKS);
+        for (int k = 0; k < RANKS; k++) {
+            rank_options(ctx, &r[k], src, mode, two); /* rank 0 alone writes */
+            r[k].group = &group;
+            r[k].comm = (lumos__train_comm){k, RANKS, rank_sum_f64, rank_sum_f32, &r[k]};
+            r[k].o.comm = &r[k].comm;
+        }
+        for (int k = 0; k < RANKS; k++) pthread_create(&th[k], NULL, rank_main, &r[k]);
+        for (int k = 0; k < RANKS; k++) pthread_join(th[k], NULL);
+        pthread_barrier_destroy(&group.barrier);
+        for (int k = 0; k < RANKS; k++) {
+            CHECK(r[k].rc == LUMOS_OK, "%s, rank %d: %s", paired ? "paired" : "unpaired", k,
+                  r[k].error);
+            /* The real images are made alike, so their sums are equal. */
+            CHECK(r[k].d.d_steps == 2 && r[k].d.real_sum == single.d.real_sum,
+                  "%s, rank %d: %d discriminator steps, real images summing to %.17g (one "
+                  "process: %d, %.17g)", paired ? "paired" : "unpaired", k, r[k].d.d_steps,
+                  r[k].d.real_sum, single.d.d_steps, single.d.real_sum);
+        }
+        double worst = weights_difference(ctx, one, two);
+        CHECK(worst >= 0 && worst <= 1e-5, "%s: 2 ranks vs one process: max |difference| %g",
+              paired ? "paired" : "unpaired", worst);
+        for (int k = 0; k < RANKS; k++)
+            for (int i = 0; i < 3; i++) lumos__train_term_free(&r[k].terms[i]);
+        for (int i = 0; i < 3; i++) lumos__train_term_free(&single.terms[i]);
+        free(r);
+    }
 }
 
 static void test_stop(lumos_ctx *ctx, const char *const *src)
@@ -811,6 +945,7 @@ int main(int argc, char **argv)
     test_gan_terms(ctx, src);
     test_every_net(ctx, src);
     test_resume(ctx, src);
+    test_ranks(ctx, src);
     test_stop(ctx, src);
     test_bad_file(ctx);
     test_bad_checkpoints(ctx, src);

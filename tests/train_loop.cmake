@@ -13,3 +13,14 @@ set_tests_properties(test_train_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
 add_test(NAME test_train_mpi COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_train_mpi.sh
                                      $<TARGET_FILE:lumos_cli> ${LUMOS_PHOTOS})
 set_tests_properties(test_train_mpi PROPERTIES SKIP_RETURN_CODE 77 LABELS train TIMEOUT 600)
+# `lumos train` built without MPI (lumos-nompi, the same sources, when the
+# build has MPI; else lumos itself): --help, and one process training as the
+# MPI build's one process does, under a launcher's environment too.
+if(TARGET lumos_cli_nompi)
+  set(LUMOS_NOMPI_CLI $<TARGET_FILE:lumos_cli_nompi>)
+else()
+  set(LUMOS_NOMPI_CLI $<TARGET_FILE:lumos_cli>)
+endif()
+add_test(NAME test_train_nompi COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_train_nompi.sh
+                                       ${LUMOS_NOMPI_CLI} $<TARGET_FILE:lumos_cli> ${LUMOS_PHOTOS})
+set_tests_properties(test_train_nompi PROPERTIES SKIP_RETURN_CODE 77 LABELS cli TIMEOUT 120)

@@ -11,7 +11,9 @@
  * an independent cursor. Each epoch's order of the files is a shuffle
  * derived from the seed; two random streams (the data's, the targets') and
  * two cursors (the samples', the targets') are the loop's to seed and
- * checkpoint. */
+ * checkpoint. A sample another rank trains on takes the same draws but is
+ * not made: no unprocessing or render, and no file loaded but its target's
+ * (when the discriminators need it) or one whose size is not known yet. */
 #include "train/task.h"
 
 #include <errno.h>
@@ -269,6 +271,7 @@ typedef struct isp_task {
     lumos__dataset *ds;
     size_t n_train;
     unsigned char *bad; /* per train item: known unreadable (reported once) */
+    int (*size)[2];     /* per train item: its width and height once loaded ({0, 0} before) */
     size_t skipped;
     stream sample_stream, target_stream;
     uint64_t data_hash; /* of the train split's names: a resume notes a change */
@@ -327,18 +330,38 @@ static void mark_bad(isp_task *t, size_t i, const char *why)
     lumos__notice(t->ctx, "skipped %s: %s", lumos__dataset_name(t->ds, LUMOS__SPLIT_TRAIN, i), why);
 }
 
+static void item_size(const lumos__item *it, int *w, int *h)
+{
+    if (it->kind == LUMOS__ITEM_PHOTO) {
+        *w = it->photo.width;
+        *h = it->photo.height;
+    } else {
+        *w = lumos_raw_get_info(it->raw)->width;
+        *h = lumos_raw_get_info(it->raw)->height;
+    }
+}
+
 /* Loads the next readable item of stream s at *pos (which advances past
- * it), other than train item `avoid`. Bad files are reported once, then
- * passed over. Within 2n positions every item comes up at least once. */
+ * it), other than train item `avoid`, and notes its size. Bad files are
+ * reported once, then passed over. Within 2n positions every item comes up
+ * at least once. it NULL (the size is all that is wanted): an item loaded
+ * before is taken as readable, and not loaded again. */
 static int stream_next(isp_task *t, stream *s, uint64_t *pos, size_t avoid, lumos__item *it,
                        size_t *index)
 {
     for (size_t tries = 0; s->n && tries < 2 * s->n; tries++) {
         size_t i = stream_at(t, s, (*pos)++);
         if (t->bad[i] || i == avoid) continue;
-        int rc = lumos__dataset_load(t->ctx, t->ds, LUMOS__SPLIT_TRAIN, i, it);
+        if (!it && t->size[i][0]) {
+            *index = i;
+            return LUMOS_OK;
+        }
+        lumos__item loaded;
+        int rc = lumos__dataset_load(t->ctx, t->ds, LUMOS__SPLIT_TRAIN, i, it ? it : &loaded);
         if (rc == LUMOS_E_NOMEM) return rc;
         if (rc == LUMOS_OK) {
+            item_size(it ? it : &loaded, &t->size[i][0], &t->size[i][1]);
+            if (!it) lumos__item_free(&loaded);
             *index = i;
             return LUMOS_OK;
         }
@@ -389,12 +412,22 @@ static int classic_render(lumos_ctx *ctx, const uint16_t *mosaic, const lumos_ra
     return rc;
 }
 
+/* The unprocessing of a photo's sample: its gains and noise, drawn from
+ * *rng (which advances). */
+static void draw_unprocessing(uint64_t *rng, lumos__unprocess_params *p)
+{
+    lumos__unprocess_params_init(p);
+    lumos__unprocess_sample(rng, p);
+}
+
 /* The RAW side of a sample from item `it` and crop c into sl: the mosaic
- * (a photo is unprocessed with gains and noise drawn from *rng), its info
- * and levels, its classical render, and for a photo the aligned target
- * (the crop itself) when want_aligned. */
-static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c, uint64_t *rng,
-                     int want_aligned, lumos_net_input input, isp_sample *sl)
+ * (a photo is unprocessed by p, draw_unprocessing's; a RAW file's needs
+ * none), its info and levels, its classical render, and for a photo the
+ * aligned target (the crop itself) when want_aligned. No randomness: the
+ * draws are the caller's. */
+static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c,
+                     const lumos__unprocess_params *p, int want_aligned, lumos_net_input input,
+                     isp_sample *sl)
 {
     lumos_raw_info info;
     float exposure_ev = 0;
@@ -403,11 +436,8 @@ static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c
         lumos_image crop;
         rc = lumos__crop_image(ctx, &it->photo, c, &crop);
         if (rc) return rc;
-        lumos__unprocess_params p;
-        lumos__unprocess_params_init(&p);
-        lumos__unprocess_sample(rng, &p);
-        rc = lumos__unprocess(ctx, &crop, &p, sl->mosaic, &info);
-        exposure_ev = log2f(p.rgb_gain);
+        rc = lumos__unprocess(ctx, &crop, p, sl->mosaic, &info);
+        exposure_ev = log2f(p->rgb_gain);
         if (rc == LUMOS_OK && want_aligned) image_to_float(&crop, sl->target, 0);
         lumos_image_free(&crop);
     } else {
@@ -441,67 +471,88 @@ static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c
     return LUMOS_OK;
 }
 
-static void item_size(const lumos__item *it, int *w, int *h)
-{
-    if (it->kind == LUMOS__ITEM_PHOTO) {
-        *w = it->photo.width;
-        *h = it->photo.height;
-    } else {
-        *w = lumos_raw_get_info(it->raw)->width;
-        *h = lumos_raw_get_info(it->raw)->height;
-    }
-}
-
-/* The next item of stream s at least crop × crop; smaller ones are reported
- * as skipped, like unreadable ones. */
+/* The next item of stream s at least crop × crop, and its size; smaller
+ * ones are reported as skipped, like unreadable ones. it NULL: as
+ * stream_next, the size only. */
 static int next_fitting(isp_task *t, stream *s, uint64_t *pos, size_t avoid, lumos__item *it,
-                        size_t *index)
+                        size_t *index, int *w, int *h)
 {
     const int crop = t->o->crop;
     for (;;) {
         int rc = stream_next(t, s, pos, avoid, it, index);
         if (rc) return rc;
-        int w, h;
-        item_size(it, &w, &h);
-        if (w >= crop && h >= crop) return LUMOS_OK;
+        *w = t->size[*index][0];
+        *h = t->size[*index][1];
+        if (*w >= crop && *h >= crop) return LUMOS_OK;
         char why[96];
-        snprintf(why, sizeof why, "%dx%d, smaller than the %dx%d crop", w, h, crop, crop);
+        snprintf(why, sizeof why, "%dx%d, smaller than the %dx%d crop", *w, *h, crop, crop);
         mark_bad(t, *index, why);
-        lumos__item_free(it);
+        if (it) lumos__item_free(it);
     }
 }
 
-/* Draws one training sample into sl, from the loop's RNGs and cursors. */
-static int draw_sample(isp_task *t, uint64_t *rng, uint64_t *cursor, isp_sample *sl)
+/* The photo crop c of item `it` as floats into out. */
+static int crop_to_float(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c, float *out)
+{
+    lumos_image img;
+    int rc = lumos__crop_image(ctx, &it->photo, c, &img);
+    if (rc) return lumos__train_fail_in(ctx, rc, it->path);
+    image_to_float(&img, out, 0);
+    lumos_image_free(&img);
+    return LUMOS_OK;
+}
+
+/* Draws one training sample into sl, from the loop's RNGs and cursors.
+ * whole 0 (a sample another rank trains on, task.h's draw_other): the same
+ * draws, in the same order, but only the view's size and path are made,
+ * and its target when with_target; files are loaded only for that target,
+ * or when their size is not known yet. */
+static int draw_sample(isp_task *t, uint64_t *rng, uint64_t *cursor, int whole, int with_target,
+                       isp_sample *sl)
 {
     const int crop = t->o->crop, paired = t->o->mode == LUMOS__TRAIN_PAIRED;
     lumos__item it;
     size_t index, target_index;
     lumos__crop c;
-    int w, h;
-    int rc = next_fitting(t, &t->sample_stream, &cursor[0], SIZE_MAX, &it, &index);
+    lumos__unprocess_params p;
+    int w, h, load = whole || (paired && with_target); /* the aligned target is the photo */
+    int rc = next_fitting(t, &t->sample_stream, &cursor[0], SIZE_MAX, load ? &it : NULL, &index,
+                          &w, &h);
     if (rc) return rc;
-    item_size(&it, &w, &h);
+    const char *path = lumos__dataset_name(t->ds, LUMOS__SPLIT_TRAIN, index);
+    const int photo = lumos__item_kind_of(path) == LUMOS__ITEM_PHOTO; /* as the load's kind */
     rc = lumos__random_crop(t->ctx, &rng[RNG_DATA], w, h, crop, crop, &c);
-    if (rc == LUMOS_OK) rc = make_side(t->ctx, &it, &c, &rng[RNG_DATA], paired, t->o->input, sl);
-    lumos__item_free(&it);
+    if (rc == LUMOS_OK && photo) draw_unprocessing(&rng[RNG_DATA], &p);
+    if (rc == LUMOS_OK && whole) {
+        rc = make_side(t->ctx, &it, &c, photo ? &p : NULL, paired, t->o->input, sl);
+    } else if (rc == LUMOS_OK) { /* another rank's: the view, as make_side leaves it */
+        memset(&sl->s, 0, sizeof sl->s);
+        sl->s.width = c.width;
+        sl->s.height = c.height;
+        sl->s.path = path;
+        if (paired && with_target && photo) {
+            rc = crop_to_float(t->ctx, &it, &c, sl->target);
+            sl->s.target = sl->target;
+            sl->s.aligned = 1;
+            sl->s.target_path = path;
+        }
+    }
+    if (load) lumos__item_free(&it);
     if (rc || paired) return rc;
 
     /* Unpaired: a crop of another photo, by the independent target cursor. */
-    rc = next_fitting(t, &t->target_stream, &cursor[1], index, &it, &target_index);
+    load = whole || with_target;
+    rc = next_fitting(t, &t->target_stream, &cursor[1], index, load ? &it : NULL, &target_index,
+                      &w, &h);
     if (rc) return rc;
-    lumos_image crop_img;
-    rc = lumos__random_crop(t->ctx, &rng[RNG_TARGET], it.photo.width, it.photo.height, crop,
-                            crop, &c);
-    if (rc == LUMOS_OK) rc = lumos__crop_image(t->ctx, &it.photo, &c, &crop_img);
-    if (rc == LUMOS_OK) {
-        image_to_float(&crop_img, sl->target, 0);
-        lumos_image_free(&crop_img);
+    rc = lumos__random_crop(t->ctx, &rng[RNG_TARGET], w, h, crop, crop, &c);
+    if (rc == LUMOS_OK && load) rc = crop_to_float(t->ctx, &it, &c, sl->target);
+    if (rc == LUMOS_OK && load) {
         sl->s.target = sl->target;
         sl->s.aligned = 0;
         sl->s.target_path = it.path;
     }
-    lumos__item_free(&it);
+    if (load) lumos__item_free(&it);
     return rc;
 }
 
@@ -547,7 +598,16 @@ static int task_sample_new(void *state, lumos_ctx *ctx, void **sample, lumos__tr
 static int task_draw(void *state, lumos_ctx *ctx, uint64_t *rng, uint64_t *cursor, void *sample)
 {
     (void)ctx; /* the task's own, the loop's */
-    return draw_sample(state, rng, cursor, sample);
+    return draw_sample(state, rng, cursor, 1, 1, sample);
+}
+
+/* Another rank's sample: no unprocessing, no classical render, and only
+ * the files its target needs loaded (or those never seen yet). */
+static int task_draw_other(void *state, lumos_ctx *ctx, uint64_t *rng, uint64_t *cursor,
+                           int with_target, void *sample)
+{
+    (void)ctx;
+    return draw_sample(state, rng, cursor, 0, with_target, sample);
 }
 
 /* The network's float output for sl into out (rows packed). */
@@ -627,8 +687,11 @@ static int task_prepare_preview(void *state, lumos_ctx *ctx, const char *path)
             if (w >= crop && h >= crop) {
                 lumos__crop c = {(w - crop) / 2 & ~1, (h - crop) / 2 & ~1, crop, crop, 0, 0};
                 uint64_t rng = t->o->seed ^ lumos__fnv1a64(it.path);
+                lumos__unprocess_params p;
+                draw_unprocessing(&rng, &p);
                 isp_sample *sl = sample_alloc(t, 1);
-                rc = sl ? make_side(t->ctx, &it, &c, &rng, 1, t->o->input, sl)
+                rc = sl ? make_side(t->ctx, &it, &c, it.kind == LUMOS__ITEM_PHOTO ? &p : NULL, 1,
+                                    t->o->input, sl)
                         : lumos__fail(t->ctx, LUMOS_E_NOMEM, "train: out of memory");
                 if (rc == LUMOS_OK) t->previews[t->n_previews++] = sl;
                 else sample_free(sl);
@@ -818,6 +881,7 @@ static void task_close(void *state)
     stream_free(&t->sample_stream);
     stream_free(&t->target_stream);
     free(t->bad);
+    free(t->size);
     lumos__dataset_free(t->ds);
     free(t);
 }
@@ -851,6 +915,7 @@ int lumos__isp_task_open(lumos_ctx *ctx, const lumos__train_options *o, lumos__t
         .sample_new = task_sample_new,
         .sample_free = sample_free,
         .draw = task_draw,
+        .draw_other = task_draw_other,
         .forward = task_forward,
         .backward = task_backward,
         .after_step = task_after_step,
@@ -867,7 +932,8 @@ int lumos__isp_task_open(lumos_ctx *ctx, const lumos__train_options *o, lumos__t
         t->n_train = lumos__dataset_count(t->ds, LUMOS__SPLIT_TRAIN);
         t->data_hash = hash_train_split(t);
         t->bad = calloc(t->n_train ? t->n_train : 1, 1);
-        if (!t->bad) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "train: out of memory");
+        t->size = calloc(t->n_train ? t->n_train : 1, sizeof *t->size);
+        if (!t->bad || !t->size) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "train: out of memory");
     }
     int paired = o->mode == LUMOS__TRAIN_PAIRED;
     if (rc == LUMOS_OK) rc = stream_init(t, &t->sample_stream, 1, paired);
@@ -913,13 +979,9 @@ int lumos__train_heldout_make(lumos_ctx *ctx, const lumos__item *it, int size, u
     char key[1024];
     lumos__split_key(it->path, key, sizeof key);
     uint64_t rng = seed ^ lumos__fnv1a64(key);
-    /* make_side's first draw is lumos__unprocess_sample on fresh params:
-     * the same draw on a copy of the state tells what it drew. */
-    uint64_t peek = rng;
     lumos__unprocess_params p;
-    lumos__unprocess_params_init(&p);
-    lumos__unprocess_sample(&peek, &p);
-    if (rc == LUMOS_OK) rc = make_side(ctx, it, &c, &rng, 1, LUMOS_INPUT_SENSOR, &sl);
+    draw_unprocessing(&rng, &p);
+    if (rc == LUMOS_OK) rc = make_side(ctx, it, &c, &p, 1, LUMOS_INPUT_SENSOR, &sl);
     if (rc) {
         free(sl.mosaic);
         free(sl.classic);

@@ -43,6 +43,14 @@ typedef struct lumos__train_task {
     /* The next training sample, from the random streams and cursors (which
      * advance); on the loop's thread, in one fixed order. */
     int (*draw)(void *state, lumos_ctx *ctx, uint64_t *rng, uint64_t *cursor, void *sample);
+    /* Optional (NULL: draw): the next sample when another rank trains on it
+     * (the loop's comm). The streams and cursors must advance exactly as
+     * draw advances them, so that every rank draws one process's sequence;
+     * of the sample, only the view's size, and its target when with_target
+     * (the discriminators' real images), need be made: the expensive rest
+     * (decoding, rendering) may be left out. */
+    int (*draw_other)(void *state, lumos_ctx *ctx, uint64_t *rng, uint64_t *cursor,
+                      int with_target, void *sample);
     /* On worker threads (a context each): the network's output, and dL/dθ
      * from dL/d(output) (overwriting grad_params). */
     int (*forward)(void *state, lumos_ctx *ctx, const float *params, void *sample, float *out);

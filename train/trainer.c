@@ -8,7 +8,11 @@
  * what, so the parameters after N steps are the same for any thread count.
  * With two threads or more, the loop's thread draws the next batch while
  * the workers run (the data do not depend on the parameters); checkpoints
- * then hold the RNG and cursor state from before that prefetch. */
+ * then hold the RNG and cursor state from before that prefetch. Across
+ * ranks (o->comm), every rank draws the whole batch's randomness in that
+ * order but makes only its own samples; of the others' it makes what the
+ * loop reads (the task's draw_other), and the ranks check each step that
+ * they drew alike. */
 #include "train/trainer.h"
 
 #include <errno.h>
@@ -35,6 +39,12 @@ enum {
 };
 
 static const double GRAD_NORM_EPS = 1e-12; /* the method's */
+
+/* What travels with the sums of a step across ranks, after the terms' values
+ * (sum_terms): a rank failed, a rank was asked to stop, and a 16-bit hash
+ * of each rank's streams as drawn and its square (so that every rank can
+ * tell, from sums alone, whether all of them drew the same batch). */
+enum { FLAG_FAILED, FLAG_STOP, FLAG_DRAWN, FLAG_DRAWN2, N_FLAGS };
 
 /* The training tasks, by name (lumos train --task). */
 static const struct {
@@ -152,7 +162,8 @@ typedef struct trainer {
     /* Across processes (o->comm): this rank's share of each batch, and the
      * buffers and cost of combining them. */
     int rank, ranks;
-    double *sums;      /* n_terms × n_params gradient sums, n_terms values, 2 flags */
+    double *sums;      /* n_terms × n_params gradient sums, n_terms values, N_FLAGS */
+    int with_target;   /* some term has discriminators: every sample's target is needed */
     float *outs;       /* batch × crop² × 3 outputs */
     double comm_seconds, comm_bytes; /* in the collectives; bytes summed a step */
 
@@ -230,11 +241,17 @@ static void *work_main(void *arg)
     return NULL;
 }
 
+/* The batch, drawn in one process's order; of the samples other ranks train
+ * on, only what the loop reads of them (the task's draw_other). */
 static int draw_batch(trainer *t, slot *batch)
 {
+    const lumos__train_task *task = &t->task;
     int rc = LUMOS_OK;
     for (int b = 0; b < t->o->batch && rc == LUMOS_OK; b++)
-        rc = t->task.draw(t->task.state, t->ctx, t->rng, t->cursor, batch[b].sample);
+        rc = b % t->ranks == t->rank || !task->draw_other
+                 ? task->draw(task->state, t->ctx, t->rng, t->cursor, batch[b].sample)
+                 : task->draw_other(task->state, t->ctx, t->rng, t->cursor, t->with_target,
+                                    batch[b].sample);
     return rc;
 }
 
@@ -274,14 +291,25 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A 16-bit hash of the streams as drawn for this step (the same on every
+ * rank when all draw one process's sequence). */
+static unsigned drawn_hash(const trainer *t)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int k = 0; k < t->task.n_rng; k++) h = (h ^ t->drawn_rng[k]) * 0x100000001b3ull;
+    for (int k = 0; k < t->task.n_cursor; k++) h = (h ^ t->drawn_cursor[k]) * 0x100000001b3ull;
+    return (unsigned)((h ^ h >> 16 ^ h >> 32 ^ h >> 48) & 0xffff);
+}
+
 /* The batch's gradient and value sums of every term, over this rank's
  * samples (in sample order), then over every rank: into t->sums. */
 static int sum_terms(trainer *t, int failed, int *any_failed, int *stop)
 {
     const size_t np = t->n_params, nt = (size_t)t->n_terms;
     const int batch = t->o->batch;
-    double *sums = t->sums, *values = sums + nt * np;
-    for (size_t i = 0; i < nt; i++) {
+    double *sums = t->sums, *values = sums + nt * np, *flags = values + nt;
+    if (failed) memset(sums, 0, (nt * np + nt) * sizeof *sums); /* the batch may be half drawn */
+    for (size_t i = 0; i < nt && !failed; i++) {
         for (size_t k = 0; k < np; k++) {
             double sum = 0;
             for (int b = t->rank; b < batch; b += t->ranks) sum += t->slots[b].grads[i * np + k];
@@ -295,13 +323,16 @@ static int sum_terms(trainer *t, int failed, int *any_failed, int *stop)
     if (t->ranks == 1) return LUMOS_OK;
     /* failures and stop requests travel with the sums, so that no rank is
      * left waiting in a collective */
-    values[nt] = failed ? 1 : 0;
-    values[nt + 1] = *stop ? 1 : 0;
+    const double drawn = drawn_hash(t);
+    flags[FLAG_FAILED] = failed ? 1 : 0;
+    flags[FLAG_STOP] = *stop ? 1 : 0;
+    flags[FLAG_DRAWN] = drawn;
+    flags[FLAG_DRAWN2] = drawn * drawn; /* < 2^32: the sums are exact */
     const lumos__train_comm *c = t->o->comm;
     double t0 = now_s();
-    t->comm_bytes = (double)((nt * np + nt + 2) * sizeof *sums +
+    t->comm_bytes = (double)((nt * np + nt + N_FLAGS) * sizeof *sums +
                              (size_t)batch * t->o->crop * t->o->crop * 3 * sizeof *t->outs);
-    int rc = c->sum_f64(c->user, sums, nt * np + nt + 2);
+    int rc = c->sum_f64(c->user, sums, nt * np + nt + N_FLAGS);
     /* the outputs, for the discriminators and the task: each rank's own, zeros elsewhere */
     const size_t px = (size_t)t->o->crop * t->o->crop * 3;
     for (int b = 0; b < batch && rc == LUMOS_OK; b++) {
@@ -313,8 +344,13 @@ static int sum_terms(trainer *t, int failed, int *any_failed, int *stop)
     if (rc) return lumos__fail(t->ctx, LUMOS_E_IO, "train: the collective across ranks failed");
     for (int b = 0; b < batch; b++)
         if (b % t->ranks != t->rank) memcpy(t->slots[b].out, t->outs + b * px, px * sizeof(float));
-    *any_failed = failed || values[nt] > 0;
-    *stop = *stop || values[nt + 1] > 0;
+    *any_failed = failed || flags[FLAG_FAILED] > 0;
+    *stop = *stop || flags[FLAG_STOP] > 0;
+    /* The hashes' variance over the ranks, times ranks²: 0 when all agree. */
+    if (!*any_failed && t->ranks * flags[FLAG_DRAWN2] != flags[FLAG_DRAWN] * flags[FLAG_DRAWN])
+        return lumos__fail(t->ctx, LUMOS_E_ARG,
+                           "train: the ranks drew different batches for step %" PRIu64
+                           " (did a data file change during the run?)", t->step + 1);
     return LUMOS_OK;
 }
 
@@ -637,7 +673,9 @@ static int setup(trainer *t)
         return lumos__fail(t->ctx, LUMOS_E_ARG, "train: rank %d of %d, for a batch of %d", t->rank,
                            t->ranks, o->batch);
     const int share = (o->batch + t->ranks - 1) / t->ranks; /* this rank's samples, at most */
-    t->sums = malloc(((size_t)t->n_terms * t->n_params + (size_t)t->n_terms + 2) * sizeof *t->sums);
+    t->sums = malloc(((size_t)t->n_terms * t->n_params + (size_t)t->n_terms + N_FLAGS) *
+                     sizeof *t->sums);
+    for (int i = 0; i < t->n_terms; i++) t->with_target |= t->terms[i].d_step != NULL;
     t->outs = t->ranks > 1 ? malloc((size_t)o->batch * o->crop * o->crop * 3 * sizeof *t->outs) : NULL;
     if (!t->sums || (t->ranks > 1 && !t->outs))
         return lumos__fail(t->ctx, LUMOS_E_NOMEM, "train: out of memory");
@@ -708,14 +746,18 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
     uint64_t saved_at = UINT64_MAX, previewed_at = UINT64_MAX;
     memcpy(t.drawn_rng, t.rng, sizeof t.rng);
     memcpy(t.drawn_cursor, t.cursor, sizeof t.cursor);
-    if (rc == LUMOS_OK && t.step < o->steps) rc = draw_batch(&t, t.slots);
+    /* A draw's failure waits for the step's collective, which tells every
+     * rank (each rank makes only its own samples, so it may fail alone). */
+    int draw_rc = LUMOS_OK;
+    if (rc == LUMOS_OK && t.step < o->steps) draw_rc = draw_batch(&t, t.slots);
     while (rc == LUMOS_OK && t.step < o->steps) {
         /* The state a checkpoint of this step holds: the next batch is
          * drawn again on resume. */
         memcpy(t.drawn_rng, t.rng, sizeof t.rng);
         memcpy(t.drawn_cursor, t.cursor, sizeof t.cursor);
-        int prefetch = t.next && t.step + 1 < o->steps && !(o->stop && *o->stop);
-        int batch_rc = run_batch(&t, prefetch), failed = 0, agreed_stop = o->stop && *o->stop;
+        int prefetch = !draw_rc && t.next && t.step + 1 < o->steps && !(o->stop && *o->stop);
+        int batch_rc = draw_rc ? draw_rc : run_batch(&t, prefetch), failed = 0,
+            agreed_stop = o->stop && *o->stop;
         rc = sum_terms(&t, batch_rc != LUMOS_OK, &failed, &agreed_stop);
         if (rc == LUMOS_OK && failed)
             rc = batch_rc ? batch_rc
@@ -760,7 +802,7 @@ int lumos__train(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_res
             t.next = t.slots;
             t.slots = drawn;
         } else if (t.step < o->steps) {
-            rc = draw_batch(&t, t.slots);
+            draw_rc = draw_batch(&t, t.slots);
         }
     }
     if (writer && tty && t.step > res->first_step) fputc('\n', stderr);

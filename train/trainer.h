@@ -100,10 +100,11 @@ typedef struct lumos__train_report {
 } lumos__train_report;
 
 /* Training across processes (e.g. MPI ranks; the library itself links no
- * MPI: the caller gives the collective). Every rank draws the whole batch
- * (one data stream, as one process would draw it) but runs the network
- * forward and backward only on its share (samples b with b % size == rank);
- * the loop then sums the terms' gradients and values over the ranks and
+ * MPI: the caller gives the collective). Every rank draws the whole batch's
+ * randomness (one data stream, as one process would draw it) but makes the
+ * samples (decoding, unprocessing, rendering) and runs the network forward
+ * and backward only for its share (samples b with b % size == rank); the
+ * loop then sums the terms' gradients and values over the ranks and
  * gathers the outputs, so every rank takes the same Adam and discriminator
  * steps. Rank 0 alone reports and writes (log, previews, checkpoints,
  * weights); every rank reads a checkpoint to resume. */
