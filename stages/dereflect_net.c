@@ -38,30 +38,6 @@ static int mirror(int i, int n)
     return i < n ? i : period - i;
 }
 
-/* A (c, x, y) float buffer, c innermost, placed at (x0, y0). */
-static void interleaved(halide_buffer_t *b, halide_dimension_t d[3], const float *host, int channels,
-                        int x0, int y0, int w, int h)
-{
-    memset(b, 0, sizeof *b);
-    d[0] = (halide_dimension_t){0, channels, 1, 0};
-    d[1] = (halide_dimension_t){x0, w, channels, 0};
-    d[2] = (halide_dimension_t){y0, h, channels * w, 0};
-    b->host = (uint8_t *)host;
-    b->type = (struct halide_type_t){halide_type_float, 32, 1};
-    b->dimensions = 3;
-    b->dim = d;
-}
-
-static void flat_buffer(halide_buffer_t *b, halide_dimension_t *d, const float *flat, size_t n)
-{
-    memset(b, 0, sizeof *b);
-    *d = (halide_dimension_t){0, (int32_t)n, 1, 0};
-    b->host = (uint8_t *)flat;
-    b->type = (struct halide_type_t){halide_type_float, 32, 1};
-    b->dimensions = 1;
-    b->dim = d;
-}
-
 typedef struct {
     lumos_ctx *ctx;
     const net_shape *shape;
@@ -90,11 +66,11 @@ static int full_region(void *user, int x0, int y0, int w, int h, float *out)
     }
     halide_buffer_t win, low, weights, o;
     halide_dimension_t wd[3], ld[3], fd, od[3];
-    interleaved(&win, wd, j->window, 3, wx0, wy0, ww, wh);
+    lumos__hl_buffer_cxy_at(&win, wd, j->window, 3, wx0, wy0, ww, wh);
     const int s = j->shape->scale;
-    interleaved(&low, ld, j->low, j->shape->low_channels, 0, 0, j->padded_w / s, j->padded_h / s);
-    flat_buffer(&weights, &fd, j->flat, j->n_flat);
-    interleaved(&o, od, out, j->channels, x0, y0, w, h);
+    lumos__hl_buffer_cxy(&low, ld, j->low, j->shape->low_channels, j->padded_w / s, j->padded_h / s);
+    lumos__hl_buffer_1d(&weights, &fd, j->flat, j->n_flat);
+    lumos__hl_buffer_cxy_at(&o, od, out, j->channels, x0, y0, w, h);
     lumos__clear_error(j->ctx);
     int rc = j->full(j->ctx, &win, j->padded_w, j->padded_h, &low, &weights, &o);
     return lumos__hl_status(j->ctx, rc, "dereflect: full-resolution pass");
@@ -140,9 +116,9 @@ int lumos__dereflect_net(lumos_ctx *ctx, const lumos__net_def *net, const float 
     if (rc == LUMOS_OK) {
         halide_buffer_t qb, lb, wb;
         halide_dimension_t qd[3], ld[3], wd;
-        interleaved(&qb, qd, quarter, 3, 0, 0, qw, qh);
-        interleaved(&lb, ld, low, shape->low_channels, 0, 0, j.padded_w / s, j.padded_h / s);
-        flat_buffer(&wb, &wd, flat, j.n_flat);
+        lumos__hl_buffer_cxy(&qb, qd, quarter, 3, qw, qh);
+        lumos__hl_buffer_cxy(&lb, ld, low, shape->low_channels, j.padded_w / s, j.padded_h / s);
+        lumos__hl_buffer_1d(&wb, &wd, flat, j.n_flat);
         lumos__clear_error(ctx);
         rc = lumos__hl_status(ctx, low_pass(ctx, &qb, &wb, &lb), "dereflect: low-resolution pass");
     }

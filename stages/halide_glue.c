@@ -100,15 +100,31 @@ int lumos__hl_status(lumos_ctx *ctx, int rc, const char *stage)
     return LUMOS_E_PIPELINE;
 }
 
-void lumos__hl_buffer_cxy(halide_buffer_t *b, halide_dimension_t dim[3], const float *host, int c,
-                          int w, int h)
+void lumos__hl_buffer_1d(halide_buffer_t *b, halide_dimension_t *dim, const float *host, size_t n)
+{
+    memset(b, 0, sizeof *b);
+    *dim = (halide_dimension_t){0, (int32_t)n, 1, 0};
+    b->host = (uint8_t *)host;
+    b->type = (struct halide_type_t){halide_type_float, 32, 1};
+    b->dimensions = 1;
+    b->dim = dim;
+}
+
+void lumos__hl_buffer_cxy_at(halide_buffer_t *b, halide_dimension_t dim[3], const float *host,
+                             int c, int x0, int y0, int w, int h)
 {
     memset(b, 0, sizeof *b);
     dim[0] = (halide_dimension_t){0, c, 1, 0};
-    dim[1] = (halide_dimension_t){0, w, c, 0};
-    dim[2] = (halide_dimension_t){0, h, c * w, 0};
+    dim[1] = (halide_dimension_t){x0, w, c, 0};
+    dim[2] = (halide_dimension_t){y0, h, c * w, 0};
     b->host = (uint8_t *)host;
     b->type = (struct halide_type_t){halide_type_float, 32, 1};
     b->dimensions = 3;
     b->dim = dim;
+}
+
+void lumos__hl_buffer_cxy(halide_buffer_t *b, halide_dimension_t dim[3], const float *host, int c,
+                          int w, int h)
+{
+    lumos__hl_buffer_cxy_at(b, dim, host, c, 0, 0, w, h);
 }

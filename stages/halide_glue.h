@@ -22,9 +22,16 @@ void lumos__halide_init(void);
 void lumos__hl_buffer_2d(halide_buffer_t *b, halide_dimension_t dim[2], const void *host,
                          struct halide_type_t type, int width, int height, int stride);
 
+/* A 1-D float buffer of n elements (a flat weights or gradient vector). */
+void lumos__hl_buffer_1d(halide_buffer_t *b, halide_dimension_t *dim, const float *host, size_t n);
+
 /* A (c, x, y) float buffer over an interleaved c × w × h map, rows packed. */
 void lumos__hl_buffer_cxy(halide_buffer_t *b, halide_dimension_t dim[3], const float *host, int c,
                           int w, int h);
+/* The same, its first pixel at (x0, y0) of the pipeline's coordinates (a
+ * window or a tile of a larger image). */
+void lumos__hl_buffer_cxy_at(halide_buffer_t *b, halide_dimension_t dim[3], const float *host,
+                             int c, int x0, int y0, int w, int h);
 
 /* An (x, y, c) buffer over an interleaved lumos_image. */
 void lumos__hl_buffer_image(halide_buffer_t *b, halide_dimension_t dim[3], lumos_image *img);

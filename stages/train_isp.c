@@ -11,16 +11,6 @@ typedef int (*grad_fn)(void const *, struct halide_buffer_t *, int32_t, int32_t,
                        struct halide_buffer_t *, struct halide_buffer_t *,
                        struct halide_buffer_t *);
 
-static void buffer_1d(halide_buffer_t *b, halide_dimension_t *d, const float *host, int n)
-{
-    memset(b, 0, sizeof *b);
-    *d = (halide_dimension_t){0, n, 1, 0};
-    b->host = (uint8_t *)host;
-    b->type = (struct halide_type_t){halide_type_float, 32, 1};
-    b->dimensions = 1;
-    b->dim = d;
-}
-
 int lumos__stage_learned_backward(lumos_ctx *ctx, const lumos__net_def *net, const float *flat,
                                   const uint16_t *mosaic, int width, int height, size_t stride,
                                   int cfa_x, int cfa_y, const float black[4], const float scale[4],
@@ -40,8 +30,8 @@ int lumos__stage_learned_backward(lumos_ctx *ctx, const lumos__net_def *net, con
     lumos__hl_buffer_2d(&raw, raw_d, mosaic, u16, width, height, (int)(stride / 2));
     lumos__hl_buffer_2d(&bl, bl_d, black, f32, 2, 2, 2);
     lumos__hl_buffer_2d(&sc, sc_d, scale, f32, 2, 2, 2);
-    buffer_1d(&w, &w_d, flat, n);
-    buffer_1d(&gw, &gw_d, grad_flat, n);
+    lumos__hl_buffer_1d(&w, &w_d, flat, n);
+    lumos__hl_buffer_1d(&gw, &gw_d, grad_flat, n);
     memset(&g, 0, sizeof g);
     g_d[0] = (halide_dimension_t){0, 3, 1, 0};
     g_d[1] = (halide_dimension_t){0, width, 3, 0};

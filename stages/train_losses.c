@@ -127,16 +127,6 @@ int lumos__feature_size(int n, int deep)
     return n;
 }
 
-static void flat(halide_buffer_t *b, halide_dimension_t *d, const float *host, int n)
-{
-    memset(b, 0, sizeof *b);
-    *d = (halide_dimension_t){0, n, 1, 0};
-    b->host = (uint8_t *)host;
-    b->type = (struct halide_type_t){halide_type_float, 32, 1};
-    b->dimensions = 1;
-    b->dim = d;
-}
-
 static const lumos__tensor_entry loss_tensors[] = {
 #define LUMOS_TENSOR LUMOS__TENSOR_ENTRY
 #include "generators/losses/tensors.def"
@@ -208,7 +198,7 @@ static int piece_forward(void *user, lumos_ctx *ctx, int i, const lumos__act *in
     const features_run *r = user;
     halide_buffer_t bw, bi, bo;
     halide_dimension_t dw, di[3], dout[3];
-    flat(&bw, &dw, r->weights, count(r->net->net));
+    lumos__hl_buffer_1d(&bw, &dw, r->weights, count(r->net->net));
     lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
     lumos__hl_buffer_cxy(&bo, dout, out->data, out->c, out->w, out->h);
     return lumos__hl_status(ctx, r->net->fwd[i](ctx, &bi, &bw, &bo, &bo), r->net->what);
@@ -220,7 +210,7 @@ static int piece_backward(void *user, lumos_ctx *ctx, int i, const lumos__act *i
     const features_run *r = user;
     halide_buffer_t bw, bi, bg, bo;
     halide_dimension_t dw, di[3], dg[3], dout[3];
-    flat(&bw, &dw, r->weights, count(r->net->net));
+    lumos__hl_buffer_1d(&bw, &dw, r->weights, count(r->net->net));
     lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
     lumos__hl_buffer_cxy(&bg, dg, grad_out->data, grad_out->c, grad_out->w, grad_out->h);
     lumos__hl_buffer_cxy(&bo, dout, grad_in->data, grad_in->c, grad_in->w, grad_in->h);
@@ -294,13 +284,13 @@ static int discriminate(lumos_ctx *ctx, int net, enum disc_mode mode, const floa
     lumos__hl_buffer_cxy(&bi, di, in->data, in->c, in->w, in->h);
     if (mode == DISC_R) lumos__hl_buffer_cxy(&bd, dd, dir, in->c, in->w, in->h);
     else lumos__hl_buffer_cxy(&bd, dd, no_dir, in->c, 1, 1);
-    flat(&bsi, &dsi, mode == DISC_R ? state : unused, mode == DISC_R ? n_state : 1);
-    flat(&bw, &dw, weights, count(net));
-    flat(&bs, &ds, mode == DISC_R ? unused : score, 1);
+    lumos__hl_buffer_1d(&bsi, &dsi, mode == DISC_R ? state : unused, mode == DISC_R ? n_state : 1);
+    lumos__hl_buffer_1d(&bw, &dw, weights, count(net));
+    lumos__hl_buffer_1d(&bs, &ds, mode == DISC_R ? unused : score, 1);
     if (mode == DISC_R) lumos__hl_buffer_cxy(&bg, dg, no_grad_in, in->c, 1, 1); /* no dD/d(map) */
     else lumos__hl_buffer_cxy(&bg, dg, grad_in, in->c, in->w, in->h);
     lumos__hl_buffer_cxy(&bp, dp, mode == DISC_R ? params : unused, mode == DISC_R ? count(net) : 1, 1, 1);
-    flat(&bso, &dso, mode == DISC_P ? state : unused, mode == DISC_P ? n_state : 1);
+    lumos__hl_buffer_1d(&bso, &dso, mode == DISC_P ? state : unused, mode == DISC_P ? n_state : 1);
     return lumos__hl_status(ctx, disc_pipeline(net, mode)(ctx, &bi, &bd, &bsi, &bw, alpha, beta, &bs,
                                                           &bg, &bp, &bso),
                             "discriminator");
