@@ -10,7 +10,6 @@
  * from stored once rather than recomputed per pass. */
 #include "stages/learned_isp.h"
 
-#include <float.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,19 +127,10 @@ static int statistics(lumos_ctx *ctx, net_fn fn, inputs *in, int pass, int cfa_x
     lumos__clear_error(ctx);
     int rc = fn(ctx, &in->raw, cfa_x, cfa_y, &in->black, &in->scale, &in->weights, &in->stats, &out);
     rc = lumos__hl_status(ctx, rc, "statistics pass");
-    if (rc == LUMOS_OK) {
-        for (int c = 0; c < CHANNELS; c++) {
-            double sum = 0;
-            float mx = -FLT_MAX;
-            for (int t = 0; t < tx * ty; t++) {
-                sum += partial[t * 2 * CHANNELS + c];
-                float m = partial[t * 2 * CHANNELS + CHANNELS + c];
-                if (m > mx) mx = m;
-            }
-            in->stats_data[pass * 2 * CHANNELS + c] = (float)(sum / ((double)fw * fh));
-            in->stats_data[pass * 2 * CHANNELS + CHANNELS + c] = mx;
-        }
-    }
+    if (rc == LUMOS_OK)
+        lumos__reduce_statistics(partial, tx * ty, CHANNELS, (double)fw * fh,
+                                 in->stats_data + pass * 2 * CHANNELS,
+                                 in->stats_data + pass * 2 * CHANNELS + CHANNELS);
     free(partial);
     return rc;
 }
