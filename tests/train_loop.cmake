@@ -4,6 +4,9 @@
 # mismatched checkpoints, the weights file read back; `lumos train` usage
 # errors, interruption and resume from the command line.
 lumos_test(test_pixel_losses SOURCES test_pixel_losses.c LABEL unit)
+# The gradient L1 and exclusion losses vs PyTorch's autograd (skips without torch).
+lumos_test(test_pixel_losses_torch SOURCES test_pixel_losses_torch.c LABEL unit
+           ARGS ${LUMOS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/torch/pixel_losses.py)
 lumos_test(test_trainer SOURCES test_trainer.c LABEL train
            ARGS ${LUMOS_PHOTOS} ${LUMOS_PYTHON} ${LUMOS_CR2})
 add_test(NAME test_train_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_train_cli.sh
