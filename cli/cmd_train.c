@@ -15,19 +15,23 @@
 #include "lumos.h"
 #include "mpi_comm.h"
 #include "train/adversarial.h"
+#include "train/dereflect_task.h"
 #include "train/trainer.h"
 
 static const char usage_train[] =
-    "usage: lumos train [--task isp] --net NET --data SRC... --out FILE [options]\n"
+    "usage: lumos train [--task isp|dereflect] --net NET --data SRC... --out FILE [options]\n"
     "\n"
     "Trains a learned ISP on photos (unprocessed into noisy mosaics after Brooks\n"
-    "et al. 2019) and RAW files, and writes its weights as safetensors with the\n"
-    "PyTorch state_dict names, for 'lumos convert --isp NET --weights FILE'.\n"
+    "et al. 2019) and RAW files, for 'lumos convert --isp NET --weights FILE', or\n"
+    "a reflection-removal network on pairs synthesised from photos (one behind\n"
+    "the glass, one reflected), for 'lumos dereflect --net NET --weights FILE';\n"
+    "the weights are safetensors with the PyTorch state_dict names.\n"
     "\n"
     "model and data:\n"
-    "  --task isp             what is trained: isp, a learned ISP (the default and,\n"
-    "                         so far, the only task)\n"
-    "  --net NET              the network: efficient, robust or rmfa-tiny\n"
+    "  --task isp|dereflect   what is trained: isp, a learned ISP (the default), or\n"
+    "                         dereflect, a reflection-removal network\n"
+    "  --net NET              the network: efficient, robust or rmfa-tiny (isp);\n"
+    "                         uhd (dereflect)\n"
     "  --data SRC...          directories, list files (*.txt, *.list: one path a\n"
     "                         line) or photo/RAW files; 10% of the names are held\n"
     "                         out for good (previews), whatever else is added\n"
@@ -42,16 +46,21 @@ static const char usage_train[] =
     "  --mode unpaired|paired unpaired (default): the targets are other photos;\n"
     "                         paired: the photo each mosaic was made from (RAW\n"
     "                         files have none and are left out)\n"
-    "  --terms NAME[:W],...   loss terms and their weights, each normalised by its\n"
-    "                         own gradient norm: content (MobileNetV2 features of\n"
+    "  --terms NAME[:W],...   loss terms and their weights. isp: each normalised by\n"
+    "                         its own gradient norm: content (MobileNetV2 features of\n"
     "                         the lightness, or VGG-19's with --content-features,\n"
     "                         against the classical render), texture and colour\n"
     "                         (relativistic GANs with R1 + R2), tv (total\n"
     "                         variation), l1 and perceptual (paired only: against\n"
     "                         the aligned photo), mse-classic. Default: unpaired\n"
-    "                         content,tv,texture,colour; paired l1,perceptual\n"
-    "  --features FILE        the MobileNetV2 of the texture and colour terms, and of\n"
-    "                         content and perceptual without --content-features\n"
+    "                         content,tv,texture,colour; paired l1,perceptual.\n"
+    "                         dereflect: a plain weighted sum of l1, gradient (L1\n"
+    "                         of image gradients), perceptual, exclusion (Zhang et\n"
+    "                         al. 2018: T and I - T share no edges), tv; default\n"
+    "                         l1:1,gradient:1,perceptual:0.2,exclusion:0.1\n"
+    "  --features FILE        the MobileNetV2 of the texture and colour terms, of\n"
+    "                         content and perceptual without --content-features,\n"
+    "                         and the frozen one inside uhd (dereflect)\n"
     "                         (default ~/.cache/lumos/mobilenet_v2_block10.safetensors,\n"
     "                         made by train/fetch-mobilenet.sh)\n"
     "  --content-features FILE VGG-19 in torchvision's layout (safetensors) for the\n"
@@ -131,14 +140,10 @@ int cmd_train(int argc, char **argv)
             fputs(usage_train, stdout);
             return EXIT_ALL_OK;
         } else if (is_option(argc, argv, &i, "--task", NULL, &v)) {
-            if (strcmp(v, "isp")) die_usage("--task: '%s' is not a training task (isp)", v);
+            if (strcmp(v, "isp") && strcmp(v, "dereflect"))
+                die_usage("--task: '%s' is not a training task (isp, dereflect)", v);
             o.task = v;
         } else if (is_option(argc, argv, &i, "--net", NULL, &v)) {
-            if (!net_known("isp", v)) {
-                char names[256];
-                net_names("isp", names, sizeof names);
-                die_usage("--net: '%s' is not a learned ISP (%s)", v, names);
-            }
             o.net = v;
             have_net = 1;
         } else if (!strncmp(a, "--data=", 7)) {
@@ -211,7 +216,15 @@ int cmd_train(int argc, char **argv)
             die_usage("train: unexpected argument '%s' (data sources follow --data)", a);
         }
     }
-    if (!have_net) die_usage("train: --net is required (efficient, robust or rmfa-tiny)");
+    const int dereflect = !strcmp(o.task, "dereflect");
+    if (!have_net)
+        die_usage("train: --net is required (%s)", dereflect ? "uhd" : "efficient, robust or rmfa-tiny");
+    if (!net_known(o.task, o.net)) {
+        char names[256];
+        net_names(o.task, names, sizeof names);
+        die_usage("--net: '%s' is not a %s network (%s)", o.net, o.task, names);
+    }
+    if (dereflect && o.crop % 128) die_usage("--crop: uhd trains on a multiple of 128 (--crop 256)");
     if (!data.count) die_usage("train: --data is required (directories, lists or files)");
     if (!o.out) die_usage("train: --out FILE is required (the trained weights)");
     if (o.resume && !o.checkpoint) die_usage("--resume needs --checkpoint FILE");
@@ -233,10 +246,14 @@ int cmd_train(int argc, char **argv)
                  "%s/.cache/lumos/mobilenet_v2_block10.safetensors", home ? home : "");
         o.features = default_features;
     }
-    const char *spec = terms_spec ? terms_spec : lumos__train_default_terms(o.mode);
+    const char *spec = terms_spec       ? terms_spec
+                       : dereflect      ? lumos__dereflect_default_terms()
+                                        : lumos__train_default_terms(o.mode);
     const int wants_content = strstr(spec, "content") || strstr(spec, "perceptual");
+    /* a fresh uhd starts from the MobileNetV2 inside it */
     const int wants_mobilenet = strstr(spec, "texture") || strstr(spec, "colour") ||
-                                (wants_content && !content_features);
+                                (wants_content && !content_features) ||
+                                (dereflect && !o.init && !o.resume);
     int missing = 1;
     if (wants_mobilenet && access(o.features, R_OK) != 0)
         fprintf(stderr, "%s: error: %s: %s (the feature network: run train/fetch-mobilenet.sh %s, "
@@ -269,7 +286,7 @@ int cmd_train(int argc, char **argv)
         return EXIT_SOME_FAILED;
     }
     for (int i = 0; i < n_terms; i++)
-        if (terms[i].needs_aligned_target && o.mode != LUMOS__TRAIN_PAIRED)
+        if (terms[i].needs_aligned_target && o.mode != LUMOS__TRAIN_PAIRED && !dereflect)
             die_usage("--terms: %s needs --mode paired", terms[i].name);
     o.terms = terms;
     o.n_terms = n_terms;

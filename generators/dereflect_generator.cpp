@@ -8,7 +8,8 @@
 // region, reading the image around it from a buffer placed at its position
 // in the photo (buffer mins), so that stages/dereflect_net.c can run it in
 // tiles: every layer pads at the photo's borders, never a tile's, and the
-// tiles equal the whole.
+// tiles equal the whole. dereflect_piece is training's: the network in
+// pieces, forward and backward.
 
 #include "Halide.h"
 #include "lumos_dereflect_nets.h"
@@ -105,7 +106,149 @@ public:
     }
 };
 
+// Training: one piece of the network (nets/dereflect.h's training pieces)
+// on a crop taken as the whole photo, forward or as its gradient.
+// GeneratorParam part:
+//   taps     quarter image, weights -> tap0 … tapN (the frozen features)
+//   first    tap0 … tapN, quarter, weights -> the first piece's map
+//   pieceK   the map before piece K (1-based), weights -> its map
+//   full     image, low, weights (grad only: full's forward is dereflect_full)
+// grad: the piece's inputs and dL/d(its output) (for full: dL/dT, 3
+// channels) -> dL/d(its map input) (none for first) and dL/dθ (flat, every
+// parameter; 0 outside the piece). Each piece recomputes its own forward.
+class DereflectPiece : public Generator<DereflectPiece> {
+public:
+    GeneratorParam<std::string> net{"net", "uhd"};
+    GeneratorParam<std::string> part{"part", "first"};
+    GeneratorParam<bool> grad{"grad", false};
+
+    Var c{"c"}, x{"x"}, y{"y"};
+
+    void configure() {
+        const lumos::DereflectNet &spec = lumos::dereflect_net(net);
+        const std::string p = part;
+        auto in = [&](const std::string &name) { return add_input<Buffer<float>>(name, 3); };
+        if (p == "taps") {
+            quarter_ = in("quarter");
+        } else if (p == "first") {
+            for (size_t k = 0; k < spec.tap_channels.size(); k++) taps_.push_back(in("tap" + std::to_string(k)));
+            quarter_ = in("quarter");
+        } else if (p == "full") {
+            image_ = in("image");
+            map_in_ = in("low");
+        } else {
+            map_in_ = in("map");
+        }
+        weights_ = add_input<Buffer<float>>("weights", 1);
+        if (grad) grad_out_ = in("grad_out");
+        if (p == "taps") {
+            for (size_t k = 0; k < spec.tap_channels.size(); k++)
+                tap_out_.push_back(add_output<Buffer<float>>("tap_out" + std::to_string(k), 3));
+        } else if (!grad) {
+            map_out_ = add_output<Buffer<float>>("output", 3);
+        } else {
+            if (p != "first") grad_in_ = add_output<Buffer<float>>("grad_in", 3);
+            grad_weights_ = add_output<Buffer<float>>("grad_weights", 1);
+        }
+    }
+
+    void generate() {
+        const std::string name = net, p = part;
+        const lumos::DereflectNet &spec = lumos::dereflect_net(name);
+        NetBuilder b(*weights_, name);
+        const int n = (int)NetBuilder::flat_size(name);
+        (*weights_).dim(0).set_bounds(0, n);
+        std::vector<Map> ins;  // the map inputs on the tape (gradient wanted)
+        // Reads clamped into each buffer: the layers' padding selects zero
+        // outside, and bounds inference stays within what the caller gives.
+        auto map_of = [&](GeneratorInput<Buffer<float>> *buf, int channels, const char *label) {
+            Func f{label};
+            f(c, x, y) = (*buf)(c, clamp(x, 0, buf->dim(1).extent() - 1),
+                                clamp(y, 0, buf->dim(2).extent() - 1));
+            interleaved(*buf, channels);
+            buf->dim(1).set_min(0);
+            buf->dim(2).set_min(0);
+            return Map{f, channels, buf->dim(1).extent(), buf->dim(2).extent()};
+        };
+        Map out;
+        int piece = 0;  // 1-based index of a later piece
+        if (p == "taps" || p == "first") {
+            Map q = map_of(quarter_, 3, "quarter_in");
+            if (p == "taps") {
+                std::vector<Map> taps = spec.taps(b, q);
+                for (size_t k = 0; k < taps.size(); k++) {
+                    GeneratorOutput<Buffer<float>> &o = *tap_out_[k];
+                    o(c, x, y) = taps[k].f(c, x, y);
+                    o.dim(0).set_bounds(0, spec.tap_channels[k]).set_stride(1);
+                    o.compute_root().reorder(c, x, y).parallel(y).vectorize(c, 8, TailStrategy::GuardWithIf);
+                }
+                b.schedule_at_root();
+                return;
+            }
+            std::vector<Map> taps;
+            for (size_t k = 0; k < taps_.size(); k++) {
+                Map t = map_of(taps_[k], spec.tap_channels[k], "tap_in");
+                taps.push_back(t);  // data: not on the tape
+            }
+            out = spec.first(b, taps, q);
+        } else if (p == "full") {
+            Map img = map_of(image_, 3, "image_in");
+            const int lc = spec.low_channels;
+            Map low = b.input(map_of(map_in_, lc, "low_in"));
+            ins.push_back(low);
+            out = spec.full(b, img, low);
+            b.finish();
+        } else {
+            piece = std::stoi(p.substr(5));
+            if (p.compare(0, 5, "piece") || piece < 1 || piece > (int)spec.pieces.size())
+                throw std::runtime_error("dereflect_piece: no part " + p);
+            Map m = b.input(map_of(map_in_, spec.piece_channels[piece - 1], "map_in"));
+            ins.push_back(m);
+            out = spec.pieces[piece - 1](b, m);
+        }
+        if (!grad) {
+            GeneratorOutput<Buffer<float>> &o = *map_out_;
+            o(c, x, y) = out.f(c, x, y);
+            o.dim(0).set_bounds(0, out.channels).set_stride(1);
+            b.schedule_at_root();
+            o.compute_root().reorder(c, x, y).parallel(y).vectorize(c, 8, TailStrategy::GuardWithIf);
+            return;
+        }
+        // dL/d(output): for full, dL/dT on the first three of (T, R)
+        const int gc = p == "full" ? 3 : out.channels;
+        Func g{"grad_output"};
+        Expr gx = clamp(x, 0, grad_out_->dim(1).extent() - 1), gy = clamp(y, 0, grad_out_->dim(2).extent() - 1);
+        if (p == "full") g(c, x, y) = select(c < 3, (*grad_out_)(min(c, 2), gx, gy), 0.f);
+        else g(c, x, y) = (*grad_out_)(c, gx, gy);
+        interleaved(*grad_out_, gc);
+        grad_out_->dim(1).set_min(0);
+        grad_out_->dim(2).set_min(0);
+        NetBuilder::Gradients gr = b.backward(out, g, true);
+        Var i{"i"};
+        GeneratorOutput<Buffer<float>> &gw = *grad_weights_;
+        gw(i) = gr.params(i);
+        gw.dim(0).set_bounds(0, n);
+        gw.vectorize(i, 8, TailStrategy::GuardWithIf);
+        if (grad_in_) {
+            GeneratorOutput<Buffer<float>> &gi = *grad_in_;
+            gi(c, x, y) = gr.of(ins[0]).f(c, x, y);
+            gi.dim(0).set_bounds(0, ins[0].channels).set_stride(1);
+            gi.compute_root().reorder(c, x, y).parallel(y).vectorize(c, 8, TailStrategy::GuardWithIf);
+        }
+        b.store_small_maps_planar();
+        b.schedule_at_root();
+    }
+
+private:
+    std::vector<GeneratorInput<Buffer<float>> *> taps_;
+    GeneratorInput<Buffer<float>> *quarter_ = nullptr, *image_ = nullptr, *map_in_ = nullptr,
+                                  *weights_ = nullptr, *grad_out_ = nullptr;
+    std::vector<GeneratorOutput<Buffer<float>> *> tap_out_;
+    GeneratorOutput<Buffer<float>> *map_out_ = nullptr, *grad_in_ = nullptr, *grad_weights_ = nullptr;
+};
+
 }  // namespace
 
 HALIDE_REGISTER_GENERATOR(DereflectLow, dereflect_low)
 HALIDE_REGISTER_GENERATOR(DereflectFull, dereflect_full)
+HALIDE_REGISTER_GENERATOR(DereflectPiece, dereflect_piece)

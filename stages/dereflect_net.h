@@ -21,4 +21,12 @@ int lumos__dereflect_net(lumos_ctx *ctx, const lumos__net_def *net, const float 
                          const float *rgb, int width, int height, int tile, int with_reflection,
                          float *out);
 
+/* Training: dL/dθ (grad_params, every parameter; the frozen feature
+ * network's 0) of a crop `rgb` whose sides are multiples of the network's
+ * (128 for uhd), given dL/dT (grad_t, width × height × 3), the crop taken
+ * as the whole photo. */
+int lumos__dereflect_net_backward(lumos_ctx *ctx, const lumos__net_def *net, const float *flat,
+                                  const float *rgb, int width, int height, const float *grad_t,
+                                  float *grad_params);
+
 #endif

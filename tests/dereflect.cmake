@@ -7,9 +7,15 @@ lumos_test(test_dereflect_classic SOURCES test_dereflect_classic.c LABEL stage
 
 # The UHD network's pipelines (stages/dereflect_net.c) against the PyTorch
 # module of tests/torch/dereflect_nets.py: padded sizes, several tilings
-# equal to one another (skips without torch).
+# equal to one another, training's gradient (skips without torch).
 lumos_test(test_dereflect_torch SOURCES test_dereflect_torch.c LABEL stage
            ARGS ${LUMOS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/torch/dereflect_nets.py)
+
+# Training (train/dereflect_task.c): a short uhd run on skimage's photos
+# lowers its loss, held-out pairs are reproducible, bad setups refused.
+lumos_test(test_dereflect_train SOURCES test_dereflect_train.c LABEL train
+           ARGS ${LUMOS_PHOTOS})
+set_tests_properties(test_dereflect_train PROPERTIES TIMEOUT 600)
 
 # lumos_dereflect_image (pipeline/dereflect.c) against the stages it wraps:
 # 8/16-bit, gray, alpha, float and 1×1 images, the uhd network with random

@@ -31,13 +31,13 @@
 #include "stages/train_isp.h"
 #include "train/adversarial.h"
 #include "train/data.h"
+#include "train/files.h"
 #include "train/losses.h"
 #include "train/unprocess.h"
 
 enum {
     MAX_TERMS = 16,
     PREVIEW_ROWS = 4,
-    PREVIEW_GAP = 2,
     N_RNG = 2,   /* RNG_DATA, RNG_TARGET */
     N_CURSOR = 2 /* positions of the sample and the target streams */
 };
@@ -72,6 +72,39 @@ static int eval_mse_classic(void *state, lumos_ctx *ctx, const lumos__train_samp
     return LUMOS_OK;
 }
 
+/* The dereflect task's: image gradients against the aligned target. */
+static int eval_gradient(void *state, lumos_ctx *ctx, const lumos__train_sample *s,
+                         const float *out, float *value, float *grad)
+{
+    (void)state;
+    if (!s->target || !s->aligned)
+        return lumos__fail(ctx, LUMOS_E_ARG, "gradient: %s has no aligned target", s->path);
+    *value = (float)lumos__loss_gradient_l1(out, s->target, s->width, s->height, grad);
+    return LUMOS_OK;
+}
+
+/* The dereflect task's: the output T and the reflection it leaves,
+ * R = input − T, should not share edges (dL/dT = ∂L/∂T − ∂L/∂R). */
+static int eval_exclusion(void *state, lumos_ctx *ctx, const lumos__train_sample *s,
+                          const float *out, float *value, float *grad)
+{
+    (void)state;
+    if (!s->input)
+        return lumos__fail(ctx, LUMOS_E_ARG, "exclusion: %s has no network input image (a "
+                           "reflection-removal term)", s->path);
+    const size_t n = (size_t)s->width * s->height * 3;
+    float *r = calloc(2 * n, sizeof *r);
+    if (!r) return lumos__fail(ctx, LUMOS_E_NOMEM, "exclusion: out of memory");
+    float *grad_r = r + n;
+    for (size_t k = 0; k < n; k++) r[k] = s->input[k] - out[k];
+    double v = lumos__loss_exclusion(out, r, s->width, s->height, grad, grad_r);
+    for (size_t k = 0; k < n; k++) grad[k] -= grad_r[k];
+    free(r);
+    if (isnan(v)) return lumos__fail(ctx, LUMOS_E_NOMEM, "exclusion: out of memory");
+    *value = (float)v;
+    return LUMOS_OK;
+}
+
 static const struct {
     const char *name;
     int aligned;
@@ -80,6 +113,8 @@ static const struct {
     {"l1", 1, eval_l1},
     {"tv", 0, eval_tv},
     {"mse-classic", 0, eval_mse_classic},
+    {"gradient", 1, eval_gradient},
+    {"exclusion", 0, eval_exclusion},
 };
 
 int lumos__train_term_builtin(lumos_ctx *ctx, const char *name, float weight,
@@ -94,7 +129,8 @@ int lumos__train_term_builtin(lumos_ctx *ctx, const char *name, float weight,
             out->eval = builtin_terms[i].eval;
             return LUMOS_OK;
         }
-    return lumos__fail(ctx, LUMOS_E_ARG, "unknown loss term '%s' (known: l1, tv, mse-classic)",
+    return lumos__fail(ctx, LUMOS_E_ARG, "unknown loss term '%s' (known: l1, tv, mse-classic, gradient, "
+                       "exclusion)",
                        name);
 }
 
@@ -179,7 +215,10 @@ int lumos__train_terms_parse(lumos_ctx *ctx, const char *spec, const lumos__gan_
 
 /* -------------------------------------------------------------- weights */
 
-int lumos__train_init_weights(lumos_ctx *ctx, const lumos__net_def *net, uint64_t *rng, float *flat)
+/* PyTorch's default init of every conv weight and its bias; other tensors
+ * 0 (others_zero) or an error. */
+static int init_weights(lumos_ctx *ctx, const lumos__net_def *net, uint64_t *rng, float *flat,
+                        int others_zero)
 {
     const lumos__tensor_spec *t;
     size_t at = 0;
@@ -196,16 +235,32 @@ int lumos__train_init_weights(lumos_ctx *ctx, const lumos__net_def *net, uint64_
             for (size_t k = 0; off >= 0 && (w = lumos__net_tensor(net, k)); k++)
                 if (!strcmp(w->name, name)) break;
         }
+        size_t n = lumos__tensor_elements(t);
+        if ((!w || w->ndim != 4) && others_zero) {
+            memset(flat + at, 0, n * sizeof *flat);
+            at += n;
+            continue;
+        }
         if (!w || w->ndim != 4)
             return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: no init rule for tensor %s",
                                net->name, t->name);
         double bound = 1.0 / sqrt((double)(w->shape[1] * w->shape[2] * w->shape[3]));
-        size_t n = lumos__tensor_elements(t);
         for (size_t k = 0; k < n; k++)
             flat[at + k] = (float)((2 * lumos__rng_uniform(rng) - 1) * bound);
         at += n;
     }
     return at ? LUMOS_OK : lumos__fail(ctx, LUMOS_E_ARG, "%s: no tensors", net->name);
+}
+
+int lumos__train_init_weights(lumos_ctx *ctx, const lumos__net_def *net, uint64_t *rng, float *flat)
+{
+    return init_weights(ctx, net, rng, flat, 0);
+}
+
+int lumos__train_init_weights_conv_default(lumos_ctx *ctx, const lumos__net_def *net,
+                                           uint64_t *rng, float *flat)
+{
+    return init_weights(ctx, net, rng, flat, 1);
 }
 
 void lumos__train_start_outputs_alive(const lumos__net_def *net, float *flat)
@@ -221,38 +276,46 @@ void lumos__train_start_outputs_alive(const lumos__net_def *net, float *flat)
     }
 }
 
+int lumos__train_write_net(lumos_ctx *ctx, const lumos__net_def *net, const float *flat,
+                           uint64_t step, const char *const *meta, const char *path)
+{
+    size_t n = 0, at = 0, n_meta = 0;
+    while (lumos__net_tensor(net, n)) n++;
+    while (meta && meta[n_meta]) n_meta += 2;
+    lumos__weights_entry *e = malloc((n ? n : 1) * sizeof *e);
+    const char **all = malloc((n_meta + 7) * sizeof *all);
+    if (!e || !all) {
+        free(e);
+        free(all);
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const lumos__tensor_spec *t = lumos__net_tensor(net, i);
+        e[i] = (lumos__weights_entry){t->name, t->ndim, t->shape, flat + at};
+        at += lumos__tensor_elements(t);
+    }
+    char steps[24];
+    snprintf(steps, sizeof steps, "%" PRIu64, step);
+    size_t k = 0;
+    all[k++] = "format", all[k++] = "pt", all[k++] = "lumos_net", all[k++] = net->name;
+    for (size_t i = 0; i < n_meta; i++) all[k++] = meta[i];
+    all[k++] = "lumos_step", all[k++] = steps;
+    all[k] = NULL;
+    int rc = lumos__weights_write(ctx, path, e, n, all);
+    free(e);
+    free(all);
+    return rc;
+}
+
 int lumos__train_write_weights(lumos_ctx *ctx, const lumos__net_def *net, lumos_net_input input,
                                const float *flat, uint64_t step, const char *path)
 {
-    lumos__weights_entry e[64];
-    const lumos__tensor_spec *t;
-    size_t n = 0, at = 0;
-    for (; n < 64 && (t = lumos__net_tensor(net, n)); n++) {
-        e[n] = (lumos__weights_entry){t->name, t->ndim, t->shape, flat + at};
-        at += lumos__tensor_elements(t);
-    }
-    if (lumos__net_tensor(net, n))
-        return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: too many tensors", net->name);
-    char steps[24];
-    snprintf(steps, sizeof steps, "%" PRIu64, step);
-    const char *meta[] = {"format", "pt", "lumos_net", net->name,
-                          "lumos_input", lumos_net_input_name(input), "lumos_exposure", "input",
-                          "lumos_step", steps, NULL};
-    return lumos__weights_write(ctx, path, e, n, meta);
+    const char *meta[] = {"lumos_input", lumos_net_input_name(input), "lumos_exposure", "input",
+                          NULL};
+    return lumos__train_write_net(ctx, net, flat, step, meta, path);
 }
 
-/* ------------------------------------------------------ the data streams */
-
-/* A cursor through a list of the train split's items, visited epoch by
- * epoch, each epoch in its own shuffled order (from the seed, so the order
- * is not part of a checkpoint: only the position is). */
-typedef struct stream {
-    size_t *items;  /* indices into the train split */
-    size_t n;
-    uint64_t salt;
-    size_t *order;  /* the permutation of `epoch` */
-    uint64_t epoch; /* UINT64_MAX: none computed yet */
-} stream;
+/* ------------------------------------------------------------ the state */
 
 /* One sample: what the terms see (first), and its buffers. */
 typedef struct isp_sample {
@@ -268,110 +331,12 @@ typedef struct isp_task {
     lumos_ctx *ctx; /* the loop's: errors and notices */
     const lumos__train_options *o;
     const lumos__net_def *def; /* o->net's */
-    lumos__dataset *ds;
-    size_t n_train;
-    unsigned char *bad; /* per train item: known unreadable (reported once) */
-    int (*size)[2];     /* per train item: its width and height once loaded ({0, 0} before) */
-    size_t skipped;
-    stream sample_stream, target_stream;
-    uint64_t data_hash; /* of the train split's names: a resume notes a change */
+    lumos__train_files files;
+    lumos__train_stream sample_stream, target_stream;
     isp_sample **previews;
     int n_previews;
     int dead_for[3][4]; /* steps each (colour, 2×2 phase) of the output has been 0 throughout */
 } isp_task;
-
-static void stream_free(stream *s)
-{
-    free(s->items);
-    free(s->order);
-    memset(s, 0, sizeof *s);
-}
-
-/* The train split's items (its photos only, when photos_only) as a stream. */
-static int stream_init(isp_task *t, stream *s, uint64_t salt, int photos_only)
-{
-    memset(s, 0, sizeof *s);
-    s->items = malloc((t->n_train ? t->n_train : 1) * sizeof *s->items);
-    s->order = malloc((t->n_train ? t->n_train : 1) * sizeof *s->order);
-    if (!s->items || !s->order) return lumos__fail(t->ctx, LUMOS_E_NOMEM, "train: out of memory");
-    for (size_t i = 0; i < t->n_train; i++) {
-        const char *path = lumos__dataset_name(t->ds, LUMOS__SPLIT_TRAIN, i);
-        if (!photos_only || lumos__item_kind_of(path) == LUMOS__ITEM_PHOTO) s->items[s->n++] = i;
-    }
-    s->salt = salt;
-    s->epoch = UINT64_MAX;
-    return LUMOS_OK;
-}
-
-/* The train-split index at stream position pos. */
-static size_t stream_at(const isp_task *t, stream *s, uint64_t pos)
-{
-    uint64_t epoch = pos / s->n;
-    if (epoch != s->epoch) { /* Fisher-Yates from (seed, stream, epoch) */
-        uint64_t r = t->o->seed ^ (s->salt * 0x9E3779B97F4A7C15ull);
-        lumos__rng_next(&r);
-        r ^= epoch * 0xD1B54A32D192ED03ull;
-        for (size_t i = 0; i < s->n; i++) s->order[i] = i;
-        for (size_t i = s->n - 1; i > 0; i--) {
-            size_t j = (size_t)(lumos__rng_next(&r) % (i + 1)), k = s->order[i];
-            s->order[i] = s->order[j];
-            s->order[j] = k;
-        }
-        s->epoch = epoch;
-    }
-    return s->items[s->order[pos % s->n]];
-}
-
-static void mark_bad(isp_task *t, size_t i, const char *why)
-{
-    if (t->bad[i]) return;
-    t->bad[i] = 1;
-    t->skipped++;
-    lumos__notice(t->ctx, "skipped %s: %s", lumos__dataset_name(t->ds, LUMOS__SPLIT_TRAIN, i), why);
-}
-
-static void item_size(const lumos__item *it, int *w, int *h)
-{
-    if (it->kind == LUMOS__ITEM_PHOTO) {
-        *w = it->photo.width;
-        *h = it->photo.height;
-    } else {
-        *w = lumos_raw_get_info(it->raw)->width;
-        *h = lumos_raw_get_info(it->raw)->height;
-    }
-}
-
-/* Loads the next readable item of stream s at *pos (which advances past
- * it), other than train item `avoid`, and notes its size. Bad files are
- * reported once, then passed over. Within 2n positions every item comes up
- * at least once. it NULL (the size is all that is wanted): an item loaded
- * before is taken as readable, and not loaded again. */
-static int stream_next(isp_task *t, stream *s, uint64_t *pos, size_t avoid, lumos__item *it,
-                       size_t *index)
-{
-    for (size_t tries = 0; s->n && tries < 2 * s->n; tries++) {
-        size_t i = stream_at(t, s, (*pos)++);
-        if (t->bad[i] || i == avoid) continue;
-        if (!it && t->size[i][0]) {
-            *index = i;
-            return LUMOS_OK;
-        }
-        lumos__item loaded;
-        int rc = lumos__dataset_load(t->ctx, t->ds, LUMOS__SPLIT_TRAIN, i, it ? it : &loaded);
-        if (rc == LUMOS_E_NOMEM) return rc;
-        if (rc == LUMOS_OK) {
-            item_size(it ? it : &loaded, &t->size[i][0], &t->size[i][1]);
-            if (!it) lumos__item_free(&loaded);
-            *index = i;
-            return LUMOS_OK;
-        }
-        mark_bad(t, i, lumos_last_error(t->ctx));
-    }
-    return lumos__fail(t->ctx, LUMOS_E_FORMAT,
-                       "train: no readable %s in the train split (%zu candidates, %zu skipped)",
-                       avoid == SIZE_MAX ? "file" : "second photo (unpaired mode needs two)", s->n,
-                       t->skipped);
-}
 
 /* ------------------------------------------------------------ the samples */
 
@@ -471,26 +436,6 @@ static int make_side(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c
     return LUMOS_OK;
 }
 
-/* The next item of stream s at least crop × crop, and its size; smaller
- * ones are reported as skipped, like unreadable ones. it NULL: as
- * stream_next, the size only. */
-static int next_fitting(isp_task *t, stream *s, uint64_t *pos, size_t avoid, lumos__item *it,
-                        size_t *index, int *w, int *h)
-{
-    const int crop = t->o->crop;
-    for (;;) {
-        int rc = stream_next(t, s, pos, avoid, it, index);
-        if (rc) return rc;
-        *w = t->size[*index][0];
-        *h = t->size[*index][1];
-        if (*w >= crop && *h >= crop) return LUMOS_OK;
-        char why[96];
-        snprintf(why, sizeof why, "%dx%d, smaller than the %dx%d crop", *w, *h, crop, crop);
-        mark_bad(t, *index, why);
-        if (it) lumos__item_free(it);
-    }
-}
-
 /* The photo crop c of item `it` as floats into out. */
 static int crop_to_float(lumos_ctx *ctx, const lumos__item *it, const lumos__crop *c, float *out)
 {
@@ -516,10 +461,10 @@ static int draw_sample(isp_task *t, uint64_t *rng, uint64_t *cursor, int whole, 
     lumos__crop c;
     lumos__unprocess_params p;
     int w, h, load = whole || (paired && with_target); /* the aligned target is the photo */
-    int rc = next_fitting(t, &t->sample_stream, &cursor[0], SIZE_MAX, load ? &it : NULL, &index,
-                          &w, &h);
+    int rc = lumos__train_stream_next(&t->files, &t->sample_stream, &cursor[0], SIZE_MAX, crop,
+                                      load ? &it : NULL, &index, &w, &h);
     if (rc) return rc;
-    const char *path = lumos__dataset_name(t->ds, LUMOS__SPLIT_TRAIN, index);
+    const char *path = lumos__dataset_name(t->files.ds, LUMOS__SPLIT_TRAIN, index);
     const int photo = lumos__item_kind_of(path) == LUMOS__ITEM_PHOTO; /* as the load's kind */
     rc = lumos__random_crop(t->ctx, &rng[RNG_DATA], w, h, crop, crop, &c);
     if (rc == LUMOS_OK && photo) draw_unprocessing(&rng[RNG_DATA], &p);
@@ -542,8 +487,8 @@ static int draw_sample(isp_task *t, uint64_t *rng, uint64_t *cursor, int whole, 
 
     /* Unpaired: a crop of another photo, by the independent target cursor. */
     load = whole || with_target;
-    rc = next_fitting(t, &t->target_stream, &cursor[1], index, load ? &it : NULL, &target_index,
-                      &w, &h);
+    rc = lumos__train_stream_next(&t->files, &t->target_stream, &cursor[1], index, crop,
+                                  load ? &it : NULL, &target_index, &w, &h);
     if (rc) return rc;
     rc = lumos__random_crop(t->ctx, &rng[RNG_TARGET], w, h, crop, crop, &c);
     if (rc == LUMOS_OK && load) rc = crop_to_float(t->ctx, &it, &c, sl->target);
@@ -640,16 +585,6 @@ static int task_backward(void *state, lumos_ctx *ctx, const float *params, void 
                                          sl->scale, grad_out, grad_params);
 }
 
-static uint64_t hash_train_split(const isp_task *t)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < t->n_train; i++) {
-        h ^= lumos__fnv1a64(lumos__dataset_name(t->ds, LUMOS__SPLIT_TRAIN, i));
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 static const char *mode_name(lumos__train_mode m)
 {
     return m == LUMOS__TRAIN_PAIRED ? "paired" : "unpaired";
@@ -667,22 +602,22 @@ static int task_prepare_preview(void *state, lumos_ctx *ctx, const char *path)
     t->previews = calloc(PREVIEW_ROWS, sizeof *t->previews);
     if (!t->previews) return lumos__fail(t->ctx, LUMOS_E_NOMEM, "train: out of memory");
     for (int split = LUMOS__SPLIT_TEST; split >= LUMOS__SPLIT_TRAIN && !t->n_previews; split--) {
-        size_t n = lumos__dataset_count(t->ds, (lumos__split)split);
+        size_t n = lumos__dataset_count(t->files.ds, (lumos__split)split);
         if (split == LUMOS__SPLIT_TRAIN)
             lumos__notice(t->ctx, "%s: none of the %zu held-out files fits the %dx%d crop; "
                           "previewing training files", t->o->preview,
-                          lumos__dataset_count(t->ds, LUMOS__SPLIT_TEST), crop, crop);
+                          lumos__dataset_count(t->files.ds, LUMOS__SPLIT_TEST), crop, crop);
         for (size_t i = 0; i < n && t->n_previews < PREVIEW_ROWS; i++) {
             lumos__item it;
-            if (lumos__dataset_load(t->ctx, t->ds, (lumos__split)split, i, &it)) {
+            if (lumos__dataset_load(t->ctx, t->files.ds, (lumos__split)split, i, &it)) {
                 if (split == LUMOS__SPLIT_TEST)
                     lumos__notice(t->ctx, "preview: skipped %s: %s",
-                                  lumos__dataset_name(t->ds, LUMOS__SPLIT_TEST, i),
+                                  lumos__dataset_name(t->files.ds, LUMOS__SPLIT_TEST, i),
                                   lumos_last_error(t->ctx));
                 continue;
             }
             int w, h;
-            item_size(&it, &w, &h);
+            lumos__train_item_size(&it, &w, &h);
             int rc = LUMOS_OK;
             if (w >= crop && h >= crop) {
                 lumos__crop c = {(w - crop) / 2 & ~1, (h - crop) / 2 & ~1, crop, crop, 0, 0};
@@ -703,46 +638,19 @@ static int task_prepare_preview(void *state, lumos_ctx *ctx, const char *path)
     return LUMOS_OK;
 }
 
-static void panel(lumos_image *img, int x0, int y0, const float *src, int w, int h)
-{
-    for (int y = 0; y < h; y++) {
-        uint8_t *o = (uint8_t *)img->data + (size_t)(y0 + y) * img->stride + (size_t)x0 * 3;
-        for (int i = 0; i < 3 * w; i++) {
-            float v = src ? src[(size_t)y * w * 3 + i] : 0.f;
-            o[i] = (uint8_t)lrintf(255.f * fminf(fmaxf(v, 0.f), 1.f));
-        }
-    }
-}
-
 /* Rows of [classical render | network output | target], written atomically. */
 static int task_write_preview(void *state, lumos_ctx *ctx, const float *params, const char *path)
 {
     (void)ctx, (void)path; /* the task's own context; o->preview */
     isp_task *t = state;
-    const int crop = t->o->crop, n = t->n_previews;
-    if (!n) return LUMOS_OK;
-    lumos_image grid;
-    const int width = 3 * crop + 2 * PREVIEW_GAP, height = n * crop + (n - 1) * PREVIEW_GAP;
-    if (lumos_image_alloc(&grid, width, height, 3, 8))
-        return lumos__fail(t->ctx, LUMOS_E_NOMEM, "%s: out of memory", t->o->preview);
-    memset(grid.data, 128, grid.stride * (size_t)grid.height);
+    const float *panels[3 * PREVIEW_ROWS];
     int rc = LUMOS_OK;
-    for (int r = 0; r < n && rc == LUMOS_OK; r++) {
+    for (int r = 0; r < t->n_previews && rc == LUMOS_OK; r++) {
         isp_sample *sl = t->previews[r];
         rc = task_forward(t, t->ctx, params, sl, sl->out);
-        const float *panels[3] = {sl->classic, sl->out, sl->s.target};
-        for (int p = 0; p < 3 && rc == LUMOS_OK; p++)
-            panel(&grid, p * (crop + PREVIEW_GAP), r * (crop + PREVIEW_GAP), panels[p], crop, crop);
+        panels[3 * r] = sl->classic, panels[3 * r + 1] = sl->out, panels[3 * r + 2] = sl->s.target;
     }
-    if (rc == LUMOS_OK) {
-        lumos_write_options wo;
-        lumos_write_options_init(&wo);
-        wo.format = LUMOS_FORMAT_PNG;
-        wo.overwrite = 1;
-        rc = lumos_image_write(t->ctx, &grid, t->o->preview, &wo);
-    }
-    lumos_image_free(&grid);
-    return rc;
+    return rc ? rc : lumos__train_write_grid(t->ctx, t->o->preview, panels, t->n_previews, 3, t->o->crop);
 }
 
 /* An output (colour, 2×2 phase) that is 0 on every pixel of the batch for
@@ -778,20 +686,28 @@ static void task_after_step(void *state, lumos_ctx *ctx, uint64_t step,
 
 /* ---------------------------------------------------------------- the task */
 
-static int task_default_terms(void *state, lumos_ctx *ctx, lumos__train_term **terms, int *n)
+int lumos__train_terms_of_options(lumos_ctx *ctx, const lumos__train_options *o, const char *spec,
+                                  lumos__train_term **terms, int *n)
 {
-    const lumos__train_options *o = ((const isp_task *)state)->o;
     lumos__gan_options gan;
     lumos__gan_options_init(&gan);
     gan.features = o->features;
     gan.content_features = o->content_features;
     gan.seed = o->seed;
-    return lumos__train_terms_parse(ctx, lumos__train_default_terms(o->mode), &gan, terms, n);
+    return lumos__train_terms_parse(ctx, spec, &gan, terms, n);
+}
+
+static int task_default_terms(void *state, lumos_ctx *ctx, lumos__train_term **terms, int *n)
+{
+    const lumos__train_options *o = ((const isp_task *)state)->o;
+    return lumos__train_terms_of_options(ctx, o, lumos__train_default_terms(o->mode), terms, n);
 }
 
 static int task_check_term(void *state, lumos_ctx *ctx, const lumos__train_term *term)
 {
     const isp_task *t = state;
+    if (!strcmp(term->name, "exclusion"))
+        return lumos__fail(ctx, LUMOS_E_ARG, "loss term exclusion is the dereflect task's");
     if (term->needs_aligned_target && t->o->mode != LUMOS__TRAIN_PAIRED)
         return lumos__fail(ctx, LUMOS_E_ARG, "loss term %s needs an aligned target (the paired mode)",
                            term->name);
@@ -842,14 +758,14 @@ static void task_meta(void *state, const lumos__train_term *terms, int n_terms, 
         if (lumos__gan_content_net(&terms[i])) content = lumos__gan_content_net(&terms[i]);
     snprintf(buf, n, "net=%s\nmode=%s\ninput=%s\ncontent_net=%s\ndata=%zu:%016" PRIx64 "\n",
              t->def->name, mode_name(t->o->mode), lumos_net_input_name(t->o->input), content,
-             t->n_train, t->data_hash);
+             t->files.n_train, t->files.hash);
 }
 
 static int task_check_resume(void *state, lumos_ctx *ctx, const char *path, const char *was,
                              const char *now)
 {
     (void)state;
-    char is[1024], old[1024];
+    char is[1024];
     lumos__train_meta_value(now, "content_net", is, sizeof is);
     /* from before the input mode existed: sensor; from before VGG-19: not it */
     int rc = lumos__train_meta_agree(ctx, path, was, now, "net", "the network", "");
@@ -860,17 +776,11 @@ static int task_check_resume(void *state, lumos_ctx *ctx, const char *path, cons
     if (rc == LUMOS_OK)
         rc = lumos__train_meta_agree(ctx, path, was, now, "content_net", "the content network",
                                      strcmp(is, "vgg19") ? is : "mobilenet or none");
-    if (rc == LUMOS_OK) {
-        lumos__train_meta_value(was, "data", old, sizeof old);
-        lumos__train_meta_value(now, "data", is, sizeof is);
-        if (strcmp(old, is))
-            lumos__notice(ctx, "%s: the train split has changed since the checkpoint (%s, now "
-                          "%s: files:hash); the run will not repeat exactly", path, old, is);
-    }
+    if (rc == LUMOS_OK) lumos__train_note_data_change(ctx, path, was, now);
     return rc;
 }
 
-static size_t task_skipped(void *state) { return ((const isp_task *)state)->skipped; }
+static size_t task_skipped(void *state) { return ((const isp_task *)state)->files.skipped; }
 
 static void task_close(void *state)
 {
@@ -878,11 +788,9 @@ static void task_close(void *state)
     if (!t) return;
     for (int i = 0; i < t->n_previews; i++) sample_free(t->previews[i]);
     free(t->previews);
-    stream_free(&t->sample_stream);
-    stream_free(&t->target_stream);
-    free(t->bad);
-    free(t->size);
-    lumos__dataset_free(t->ds);
+    lumos__train_stream_free(&t->sample_stream);
+    lumos__train_stream_free(&t->target_stream);
+    lumos__train_files_close(&t->files);
     free(t);
 }
 
@@ -926,23 +834,15 @@ int lumos__isp_task_open(lumos_ctx *ctx, const lumos__train_options *o, lumos__t
         .skipped = task_skipped,
         .close = task_close,
     };
-    int rc = lumos__dataset_open(ctx, o->sources, o->n_sources, &t->ds);
-    if (rc == LUMOS_OK) {
-        lumos__dataset_set_cache(t->ds, o->cache_mb << 20);
-        t->n_train = lumos__dataset_count(t->ds, LUMOS__SPLIT_TRAIN);
-        t->data_hash = hash_train_split(t);
-        t->bad = calloc(t->n_train ? t->n_train : 1, 1);
-        t->size = calloc(t->n_train ? t->n_train : 1, sizeof *t->size);
-        if (!t->bad || !t->size) rc = lumos__fail(ctx, LUMOS_E_NOMEM, "train: out of memory");
-    }
+    int rc = lumos__train_files_open(ctx, o->sources, o->n_sources, o->cache_mb, o->seed, &t->files);
     int paired = o->mode == LUMOS__TRAIN_PAIRED;
-    if (rc == LUMOS_OK) rc = stream_init(t, &t->sample_stream, 1, paired);
-    if (rc == LUMOS_OK) rc = stream_init(t, &t->target_stream, 2, 1);
+    if (rc == LUMOS_OK) rc = lumos__train_stream_init(&t->files, &t->sample_stream, 1, paired);
+    if (rc == LUMOS_OK) rc = lumos__train_stream_init(&t->files, &t->target_stream, 2, 1);
     if (rc == LUMOS_OK && (!t->sample_stream.n || !t->target_stream.n))
         rc = lumos__fail(ctx, LUMOS_E_ARG,
                          "train: the train split has %zu files, none of them a photo: %s",
-                         t->n_train, paired ? "paired mode trains on photos"
-                                            : "unpaired mode needs photos as targets");
+                         t->files.n_train, paired ? "paired mode trains on photos"
+                                                  : "unpaired mode needs photos as targets");
     if (rc) {
         task_close(t);
         memset(task, 0, sizeof *task);

@@ -23,6 +23,10 @@ typedef struct lumos__train_task {
     void *state;
     size_t n_params;
     int n_rng, n_cursor; /* its random streams and data cursors, <= LUMOS__TASK_MAX_* */
+    /* 0: the unpaired method's step, each term's gradient normalised by its
+     * own norm (trainer.h); 1: the usual weighted sum of the terms, whose
+     * output gradients are summed for one backward per sample. */
+    int plain_sum;
 
     /* Its default loss terms (when the options give none), and whether a
      * given term suits it. */
@@ -81,9 +85,29 @@ typedef struct lumos__train_task {
  * input and data. */
 int lumos__isp_task_open(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_task *task);
 
+/* The reflection-removal task (train/dereflect_task.c): pairs synthesised
+ * from the options' photos (train/reflect_synth.h) for a dereflect network. */
+int lumos__dereflect_task_open(lumos_ctx *ctx, const lumos__train_options *o,
+                               lumos__train_task *task);
+
 /* Fails with rc, the context's error prefixed with the file it concerns
  * (unless it names it already; path NULL: as it is). */
 int lumos__train_fail_in(lumos_ctx *ctx, int rc, const char *path);
+
+/* lumos__train_terms_parse of spec with the options' feature networks and
+ * seed (a task's default terms). */
+int lumos__train_terms_of_options(lumos_ctx *ctx, const lumos__train_options *o, const char *spec,
+                                  lumos__train_term **terms, int *n);
+
+/* A preview: rows × cols panels of crop × crop float RGB (0..1, row-major
+ * panels, NULL a black one) with grey gaps, written as PNG atomically. */
+int lumos__train_write_grid(lumos_ctx *ctx, const char *path, const float *const *panels,
+                            int rows, int cols, int crop);
+
+/* Says through the notice when the "data" key (files:hash of the train
+ * split) of a checkpoint's meta differs from this run's. */
+void lumos__train_note_data_change(lumos_ctx *ctx, const char *path, const char *was,
+                                   const char *now);
 
 /* The value of "key=" in meta into buf ("" if absent); returns buf. */
 const char *lumos__train_meta_value(const char *meta, const char *key, char *buf, size_t n);

@@ -52,6 +52,7 @@ static const struct {
     int (*open)(lumos_ctx *ctx, const lumos__train_options *o, lumos__train_task *task);
 } tasks[] = {
     {"isp", lumos__isp_task_open},
+    {"dereflect", lumos__dereflect_task_open},
 };
 
 /* ------------------------------------------------------------- options */
@@ -130,7 +131,8 @@ typedef struct slot {
     void *sample;               /* the task's */
     lumos__train_sample *view;  /* what the terms see of it */
     float *out, *grad_out;
-    float *grads; /* n_terms × n_params: dL_i/dθ of this sample */
+    float *grad_sum; /* plain_sum tasks: sum_i w_i dL_i/d(out) */
+    float *grads; /* n_terms × n_params: dL_i/dθ of this sample (plain_sum: the sum's, in term 0's) */
     float values[MAX_TERMS];
 } slot;
 
@@ -182,7 +184,8 @@ static int slot_alloc(trainer *t, slot *sl)
     sl->out = malloc(px * 3 * sizeof(float));
     sl->grad_out = malloc(px * 3 * sizeof(float));
     sl->grads = malloc((size_t)t->n_terms * t->n_params * sizeof(float));
-    if (!sl->out || !sl->grad_out || !sl->grads)
+    sl->grad_sum = t->task.plain_sum ? malloc(px * 3 * sizeof(float)) : NULL;
+    if (!sl->out || !sl->grad_out || !sl->grads || (t->task.plain_sum && !sl->grad_sum))
         return lumos__fail(t->ctx, LUMOS_E_NOMEM, "train: out of memory for the batch");
     return LUMOS_OK;
 }
@@ -192,6 +195,7 @@ static void slot_free(trainer *t, slot *sl)
     if (sl->sample) t->task.sample_free(sl->sample);
     free(sl->out);
     free(sl->grad_out);
+    free(sl->grad_sum);
     free(sl->grads);
     memset(sl, 0, sizeof *sl);
 }
@@ -203,12 +207,27 @@ int lumos__train_fail_in(lumos_ctx *ctx, int rc, const char *path)
     return !path || strstr(why, path) ? rc : lumos__fail(ctx, rc, "%s: %s", path, why);
 }
 
-/* Forward, every term's value and dL_i/d(out), and each term's backward. */
+/* Forward, every term's value and dL_i/d(out), and each term's backward
+ * (plain_sum: one backward of the weighted sum). */
 static int run_sample(const trainer *t, lumos_ctx *ctx, slot *sl)
 {
     const lumos__train_task *task = &t->task;
     int rc = task->forward(task->state, ctx, t->weights, sl->sample, sl->out);
     const lumos__train_sample *s = sl->view;
+    if (task->plain_sum) {
+        const size_t n = (size_t)s->width * s->height * 3;
+        memset(sl->grad_sum, 0, n * sizeof *sl->grad_sum);
+        memset(sl->grads, 0, (size_t)t->n_terms * t->n_params * sizeof *sl->grads);
+        for (int i = 0; rc == LUMOS_OK && i < t->n_terms; i++) {
+            const lumos__train_term *term = &t->terms[i];
+            rc = term->eval(term->state, ctx, s, sl->out, &sl->values[i], sl->grad_out);
+            for (size_t k = 0; rc == LUMOS_OK && k < n; k++)
+                sl->grad_sum[k] += term->weight * sl->grad_out[k];
+        }
+        if (rc == LUMOS_OK)
+            rc = task->backward(task->state, ctx, t->weights, sl->sample, sl->grad_sum, sl->grads);
+        return rc ? lumos__train_fail_in(ctx, rc, s->path) : LUMOS_OK;
+    }
     for (int i = 0; rc == LUMOS_OK && i < t->n_terms; i++) {
         const lumos__train_term *term = &t->terms[i];
         float *grad = sl->grads + (size_t)i * t->n_params;
@@ -355,7 +374,9 @@ static int sum_terms(trainer *t, int failed, int *any_failed, int *stop)
 }
 
 /* g = sum_i w_i g_i / (||g_i|| + eps), g_i the batch mean of term i's
- * gradient (the sums of sum_terms); then the generator's Adam step. */
+ * gradient (the sums of sum_terms); plain_sum: g is term 0's slot, the
+ * batch mean of the weighted sum's gradient, and every term reports its
+ * norm. Then the generator's Adam step. */
 static int generator_step(trainer *t, double *acc, double *value, double *grad_norm)
 {
     const size_t np = t->n_params;
@@ -370,6 +391,11 @@ static int generator_step(trainer *t, double *acc, double *value, double *grad_n
             norm2 += mean[k] * mean[k];
         }
         value[i] = values[i] / batch;
+        if (t->task.plain_sum) {
+            grad_norm[i] = i ? grad_norm[0] : sqrt(norm2);
+            if (i == 0) memcpy(total, mean, np * sizeof *total);
+            continue;
+        }
         grad_norm[i] = sqrt(norm2);
         const double f = t->terms[i].weight / (grad_norm[i] + GRAD_NORM_EPS);
         for (size_t k = 0; k < np; k++) total[k] += f * mean[k];
@@ -412,6 +438,49 @@ static void after_step(trainer *t)
         outs[b] = t->slots[b].out;
     }
     t->task.after_step(t->task.state, t->ctx, t->step, views, outs, t->o->batch);
+}
+
+/* ------------------------------------------------------------- previews */
+
+int lumos__train_write_grid(lumos_ctx *ctx, const char *path, const float *const *panels,
+                            int rows, int cols, int crop)
+{
+    enum { GAP = 2 };
+    if (rows < 1 || cols < 1) return LUMOS_OK;
+    lumos_image grid;
+    if (lumos_image_alloc(&grid, cols * crop + (cols - 1) * GAP, rows * crop + (rows - 1) * GAP, 3, 8))
+        return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+    memset(grid.data, 128, grid.stride * (size_t)grid.height);
+    for (int r = 0; r < rows; r++)
+        for (int p = 0; p < cols; p++) {
+            const float *src = panels[r * cols + p];
+            for (int y = 0; y < crop; y++) {
+                uint8_t *o = (uint8_t *)grid.data + (size_t)(r * (crop + GAP) + y) * grid.stride +
+                             (size_t)p * (crop + GAP) * 3;
+                for (int i = 0; i < 3 * crop; i++) {
+                    float v = src ? src[(size_t)y * crop * 3 + i] : 0.f;
+                    o[i] = (uint8_t)lrintf(255.f * fminf(fmaxf(v, 0.f), 1.f));
+                }
+            }
+        }
+    lumos_write_options wo;
+    lumos_write_options_init(&wo);
+    wo.format = LUMOS_FORMAT_PNG;
+    wo.overwrite = 1;
+    int rc = lumos_image_write(ctx, &grid, path, &wo);
+    lumos_image_free(&grid);
+    return rc;
+}
+
+void lumos__train_note_data_change(lumos_ctx *ctx, const char *path, const char *was,
+                                   const char *now)
+{
+    char old[256], is[256];
+    lumos__train_meta_value(was, "data", old, sizeof old);
+    lumos__train_meta_value(now, "data", is, sizeof is);
+    if (strcmp(old, is))
+        lumos__notice(ctx, "%s: the train split has changed since the checkpoint (%s, now %s: "
+                      "files:hash); the run will not repeat exactly", path, old, is);
 }
 
 static int write_preview(trainer *t)

@@ -43,6 +43,8 @@ typedef struct lumos__train_sample {
     lumos_raw_info info;      /* its CFA, levels, white balance, matrix */
     const float *classic;     /* the classical render of the mosaic */
     const float *target;      /* paired: aligned; unpaired: another photo's crop */
+    const float *input;       /* an image-to-image task's network input (dereflect: the
+                                 photo with the reflection), or NULL */
     int aligned;              /* 1: target shows the mosaic's scene, pixel for pixel */
     const char *path;         /* the file the mosaic came from */
     const char *target_path;
@@ -207,6 +209,11 @@ size_t lumos__train_default_cache_mb(void);
  * (lumos__net_weight_count floats), from *rng (which advances). */
 int lumos__train_init_weights(lumos_ctx *ctx, const lumos__net_def *net, uint64_t *rng, float *flat);
 
+/* The same for every conv weight (4-D) and its bias; every other tensor
+ * is set to 0 for the caller to initialise. */
+int lumos__train_init_weights_conv_default(lumos_ctx *ctx, const lumos__net_def *net,
+                                           uint64_t *rng, float *flat);
+
 /* EfficientISP and RobustISP emit the image through a ReLU: an output unit
  * whose input is negative for every pixel stays black for good, one phase
  * of one colour (a 2×2 pattern and a cast); PyTorch's init starts some so.
@@ -214,7 +221,13 @@ int lumos__train_init_weights(lumos_ctx *ctx, const lumos__net_def *net, uint64_
  * no-op for the other networks. */
 void lumos__train_start_outputs_alive(const lumos__net_def *net, float *flat);
 
-/* The network's weights as safetensors, state_dict names (atomic write);
+/* Network net's weights `flat` as safetensors, state_dict names (atomic
+ * write), with the metadata format "pt", lumos_net (its name), lumos_step
+ * and the key/value pairs of meta (NULL-terminated; NULL: none). */
+int lumos__train_write_net(lumos_ctx *ctx, const lumos__net_def *net, const float *flat,
+                           uint64_t step, const char *const *meta, const char *path);
+
+/* A learned ISP's weights (lumos__train_write_net);
  * the metadata say what the network sees (lumos_input; lumos_exposure
  * "input": the mosaic brightened by the exposure, lumos_isp_learned) and
  * the step. */

@@ -27,6 +27,18 @@ struct DereflectNet {
     std::function<Map(NetBuilder &, const Map &quarter)> low;
     // (T, R): 6 channels, T first
     std::function<Map(NetBuilder &, const Map &image, const Map &low)> full;
+
+    // Training runs `low` in pieces, each piece's gradient a pipeline of its
+    // own: Halide's lowering grows with the square of a pipeline's stages,
+    // and one gradient of the whole network would take hours to build.
+    // low(q) = pieces.back()(… pieces[0](first(taps(q), q))): the frozen
+    // feature taps (data to the tape), then `first`, then one map to the
+    // next, every map between them at 1/scale of full resolution.
+    std::function<std::vector<Map>(NetBuilder &, const Map &quarter)> taps;
+    std::vector<int> tap_channels, tap_strides;  // stride: from the quarter image
+    std::function<Map(NetBuilder &, const std::vector<Map> &taps, const Map &quarter)> first;
+    std::vector<std::function<Map(NetBuilder &, const Map &)>> pieces;
+    std::vector<int> piece_channels;  // first's output, then each piece's (the last: low_channels)
 };
 
 inline std::map<std::string, DereflectNet> &dereflect_nets() {

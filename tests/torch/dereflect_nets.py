@@ -215,6 +215,20 @@ def make(args):
     out[0].permute(1, 2, 0).float().numpy().astype("<f4").tofile(os.path.join(args.outdir, "out.f32"))
     print(f"T range {t.min().item():.3f}..{t.max().item():.3f}, "
           f"R std {r.std().item():.4f}")
+    if args.grad:
+        # dL/dθ of L = sum(g · T) for a random g, in the weights file's
+        # order (0 for the frozen feature network and the buffers)
+        assert (pw, ph) == (w, h), "the gradient is of an unpadded crop"
+        g = torch.randn(t.shape, generator=gen, dtype=torch.float64)
+        net.zero_grad()
+        t, _ = net(padded)
+        (t * g).sum().backward()
+        params = dict(net.named_parameters())
+        flat = [params[k].grad.reshape(-1) if k in params and params[k].grad is not None
+                and not k.startswith("features.") else torch.zeros(v.numel(), dtype=torch.float64)
+                for k, v in tensors]
+        g[0].permute(1, 2, 0).float().numpy().astype("<f4").tofile(os.path.join(args.outdir, "grad_t.f32"))
+        torch.cat(flat).float().numpy().astype("<f4").tofile(os.path.join(args.outdir, "grad_params.f32"))
 
 
 def main():
@@ -225,6 +239,7 @@ def main():
     m.add_argument("--width", type=int, required=True)
     m.add_argument("--height", type=int, required=True)
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--grad", action="store_true", help="also dL/dθ (grad_t.f32, grad_params.f32)")
     sub.add_parser("count")
     args = ap.parse_args()
     if args.cmd == "make":

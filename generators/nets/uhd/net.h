@@ -25,20 +25,32 @@ inline Map uhd_group(NetBuilder &b, const Map &x, const std::string &p, int head
     return b.add(x, b.conv2d(y, p + ".conv", x.channels, 3));
 }
 
-// From the quarter image (0..1, sRGB-encoded): reflection (3) and guide
-// (kUhdGuide) at 1/8 of full resolution.
-inline Map uhd_low(NetBuilder &b, const Map &quarter) {
+// The frozen MobileNetV2's taps of the quarter image (0..1, sRGB-encoded):
+// data to the tape, so training stops its gradient there (no adjoints
+// through the feature network).
+inline std::vector<Map> uhd_taps(NetBuilder &b, const Map &quarter) {
     Var c{"c"}, x{"x"}, y{"y"};
     Func normalised{"imagenet_normalised"};
     normalised(c, x, y) = (quarter.f(c, x, y) - mux(c, {0.485f, 0.456f, 0.406f})) /
                           mux(c, {0.229f, 0.224f, 0.225f});
     Map m{normalised, 3, quarter.width, quarter.height};  // data: no gradient
-    Expr w8 = quarter.width / 2, h8 = quarter.height / 2;
     std::vector<Map> taps;
     for (int i = 0; i <= kUhdTaps[3]; i++) {
         m = mobilenet_block(b, m, i);
-        if (i == kUhdTaps[taps.size()]) taps.push_back(m);
+        if (i == kUhdTaps[taps.size()]) {
+            taps.push_back(m);
+            taps.back().node = -1;
+        }
     }
+    return taps;
+}
+
+// The training pieces of the low pass (nets/dereflect.h): the embedding
+// and encoder from the taps and the quarter image, at 1/8 of full
+// resolution ...
+inline Map uhd_encode(NetBuilder &b, const std::vector<Map> &taps, const Map &quarter) {
+    b.seek("hyper.0.weight");
+    Expr w8 = quarter.width / 2, h8 = quarter.height / 2;
     Map cat;
     for (int t = 0; t < 4; t++) {
         Map h = b.resize_bilinear(b.conv2d(taps[t], "hyper." + std::to_string(t), 16, 1), w8, h8);
@@ -46,11 +58,22 @@ inline Map uhd_low(NetBuilder &b, const Map &quarter) {
     }
     cat = b.concat(cat, b.avg_pool(quarter, 2));  // avg_pool(I, 8)
     Map e = b.relu(b.conv2d(cat, "embed", kUhdWidth, 3));
-    e = uhd_group(b, e, "enc", kUhdHeads);
+    return uhd_group(b, e, "enc", kUhdHeads);
+}
+
+// ... the bottom of the U at 1/16, back up and joined to the encoder ...
+inline Map uhd_bottom(NetBuilder &b, const Map &e) {
+    b.seek("down.weight");
     Map mid = b.relu(b.conv2d(e, "down", 2 * kUhdWidth, 3, true, 2));
     mid = uhd_group(b, mid, "mid", 2 * kUhdHeads);
-    Map u = b.add(b.conv_transpose2d(mid, "up", kUhdWidth, 2, 2), e);
-    u = uhd_group(b, u, "dec", kUhdHeads);
+    return b.add(b.conv_transpose2d(mid, "up", kUhdWidth, 2, 2), e);
+}
+
+// ... and the decoder, pyramid pooling and head: reflection (3) and guide
+// (kUhdGuide) at 1/8.
+inline Map uhd_decode(NetBuilder &b, const Map &joined) {
+    b.seek("dec.blocks.0.norm1.weight");
+    Map u = uhd_group(b, joined, "dec", kUhdHeads);
     Map fused = u;
     for (int i = 0; i < 2; i++) {
         const int k = i ? 8 : 4;
@@ -59,6 +82,10 @@ inline Map uhd_low(NetBuilder &b, const Map &quarter) {
     }
     fused = b.conv2d(fused, "fuse", kUhdWidth, 1);
     return b.conv2d(fused, "head", 3 + kUhdGuide, 3);
+}
+
+inline Map uhd_low(NetBuilder &b, const Map &quarter) {
+    return uhd_decode(b, uhd_bottom(b, uhd_encode(b, uhd_taps(b, quarter), quarter)));
 }
 
 // From the image and the low map: (T, R).
@@ -71,6 +98,11 @@ inline Map uhd_full(NetBuilder &b, const Map &image, const Map &low) {
     return b.concat(b.sub(image, reflection), reflection);
 }
 
-inline const RegisterDereflectNet register_uhd{"uhd", {128, 8, 3 + kUhdGuide, 3, uhd_low, uhd_full}};
+inline const RegisterDereflectNet register_uhd{
+    "uhd",
+    {128, 8, 3 + kUhdGuide, 3, uhd_low, uhd_full,
+     // training: taps (channels, stride from the quarter image), pieces
+     uhd_taps, {16, 24, 32, 64}, {2, 4, 8, 16}, uhd_encode, {uhd_bottom, uhd_decode},
+     {kUhdWidth, kUhdWidth, 3 + kUhdGuide}}};
 
 }  // namespace lumos
