@@ -109,6 +109,31 @@ int lumos_ctx_threads(const lumos_ctx *ctx) { return ctx ? ctx->threads : 1; }
 
 const char *lumos_last_error(const lumos_ctx *ctx) { return ctx ? ctx->error : ""; }
 
+void lumos_ctx_set_max_pixels(lumos_ctx *ctx, uint64_t pixels)
+{
+    if (ctx) ctx->max_pixels = pixels;
+}
+
+uint64_t lumos_ctx_max_pixels(const lumos_ctx *ctx)
+{
+    return ctx && ctx->max_pixels ? ctx->max_pixels : LUMOS_DEFAULT_MAX_PIXELS;
+}
+
+void lumos_ctx_set_max_alloc(lumos_ctx *ctx, uint64_t bytes)
+{
+    if (ctx) ctx->max_alloc = bytes;
+}
+
+/* By default the machine's physical memory: the bound lumos_image_alloc
+ * keeps anyway, as an allocation past it would end in the OOM killer. */
+uint64_t lumos_ctx_max_alloc(const lumos_ctx *ctx)
+{
+    if (ctx && ctx->max_alloc) return ctx->max_alloc;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return UINT64_MAX;
+    return (uint64_t)pages * (uint64_t)page;
+}
+
 void lumos_ctx_set_notice(lumos_ctx *ctx, lumos_notice_fn fn, void *user)
 {
     if (!ctx) return;

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lumos.h"
 
@@ -20,6 +21,8 @@ struct lumos_ctx {
     int scratch_count;
     void *scratch[LUMOS_SCRATCH_SLOTS];
     struct lumos__pool *pool; /* worker threads, started on first use */
+    /* Readers' limits (lumos_ctx_set_max_pixels/_alloc); 0: the default. */
+    uint64_t max_pixels, max_alloc;
 };
 
 #if defined(__GNUC__)

@@ -75,6 +75,24 @@ LUMOS_API const char *lumos_last_error(const lumos_ctx *ctx);
 typedef void (*lumos_notice_fn)(void *user, const char *message);
 LUMOS_API void lumos_ctx_set_notice(lumos_ctx *ctx, lumos_notice_fn fn, void *user);
 
+/* Limits on what a file may make this context's readers (lumos_image_read,
+ * lumos_image_read_meta; max_alloc also lumos_net_load's weights file)
+ * allocate. The size a file's header claims is
+ * checked before anything is allocated: against max_pixels (width × height;
+ * default LUMOS_DEFAULT_MAX_PIXELS, 2^30 = 32768 × 32768) and max_alloc (the
+ * bytes of the decoded image plus the reader's scratch; default the
+ * machine's physical memory), either failing with LUMOS_E_NOMEM; and
+ * against what the file's own bytes can decode to (uncompressed strips
+ * that cover the image, at most 1032 bytes a byte of Deflate, ...): a file
+ * that cannot hold what it claims fails with LUMOS_E_FORMAT. Each message
+ * names the file, the claimed size and the limit. 0 restores a default;
+ * the getters give the limit in force. */
+#define LUMOS_DEFAULT_MAX_PIXELS ((uint64_t)1 << 30)
+LUMOS_API void lumos_ctx_set_max_pixels(lumos_ctx *ctx, uint64_t pixels);
+LUMOS_API uint64_t lumos_ctx_max_pixels(const lumos_ctx *ctx);
+LUMOS_API void lumos_ctx_set_max_alloc(lumos_ctx *ctx, uint64_t bytes);
+LUMOS_API uint64_t lumos_ctx_max_alloc(const lumos_ctx *ctx);
+
 /* ----------------------------------------------------------------- image */
 
 typedef enum lumos_space {
@@ -378,7 +396,10 @@ LUMOS_API lumos_status lumos_image_write(lumos_ctx *ctx, const lumos_image *img,
  *    window; every channel (HALF, FLOAT or UINT) as 32-bit float, in the
  *    order R/Y, G, B, A, then channels named by index, then the rest by
  *    name. Space: linear sRGB, or camera (no profile) when the file's
- *    chromaticities are not sRGB's. */
+ *    chromaticities are not sRGB's.
+ * A file claiming more than the context's limits, or more than its own
+ * bytes can hold, is refused before anything is allocated (see
+ * lumos_ctx_set_max_pixels). */
 LUMOS_API lumos_status lumos_image_read(lumos_ctx *ctx, const char *path, lumos_image *out);
 
 /* lumos_image_read, and the file's metadata (see lumos_meta): *meta is

@@ -357,6 +357,60 @@ static lumos_space space_of(exr_context_t f)
     return LUMOS_SPACE_LINEAR_SRGB;
 }
 
+/* The most bytes one byte of a compression's data decodes to: stored (1),
+ * RLE (a 2-byte run gives at most 128), zlib (1032; PXR24 also widens 24
+ * bits to 32), B44/B44A (3 bytes for a flat 4x4 block of 32); a generous
+ * bound for PIZ's and DWA's long-run codes. */
+static uint64_t exr_ratio(exr_compression_t c, const char **name)
+{
+    static const char *const names[] = {"uncompressed", "RLE",   "ZIPS", "ZIP",  "PIZ",
+                                        "PXR24",        "B44",   "B44A", "DWAA", "DWAB"};
+    static const uint64_t ratios[] = {1, 128, 1032, 1032, 32768, 2048, 32, 32, 32768, 32768};
+    if ((int)c < 0 || (int)c >= (int)(sizeof ratios / sizeof ratios[0])) {
+        *name = "unknown";
+        return 32768;
+    }
+    *name = names[c];
+    return ratios[c];
+}
+
+/* What the header claims, checked before anything is allocated for it: the
+ * data window against the context's limits and against what the file's
+ * bytes can decode to; its chunk offset table (which the library reads
+ * whole) against the file's size. */
+static int check_exr(lumos_ctx *ctx, exr_context_t f, exr_job *job, const char *path, int64_t w,
+                     int64_t h, const exr_attr_chlist_t *list)
+{
+    struct stat sb;
+    if (fstat(job->fd, &sb) != 0) return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    const uint64_t fsize = sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
+    exr_compression_t comp = EXR_COMPRESSION_NONE;
+    uint64_t chunk = 0;
+    int32_t chunks = 0;
+    exr_result_t rv = exr_get_compression(f, 0, &comp);
+    if (!rv) rv = exr_get_chunk_count(f, 0, &chunks);
+    if (!rv) rv = exr_get_chunk_unpacked_size(f, 0, &chunk);
+    if (rv) return exr_fail(ctx, job, rv, LUMOS_E_FORMAT, path, "damaged OpenEXR file");
+    uint64_t sample_bytes = 0; /* a pixel's, as stored */
+    for (int i = 0; i < list->num_channels; i++)
+        sample_bytes += list->entries[i].pixel_type == EXR_PIXEL_HALF ? 2 : 4;
+    const uint64_t px = lumos__mul_sat((uint64_t)w, (uint64_t)h);
+    lumos__claim c = {.format = "OpenEXR", .width = (uint64_t)w, .height = (uint64_t)h,
+                      .decoded = lumos__mul_sat(px, sample_bytes), .held = fsize};
+    c.ratio = exr_ratio(comp, &c.codec);
+    /* beside the image: a chunk, packed and unpacked */
+    c.alloc = lumos__mul_sat(px, (uint64_t)list->num_channels * 4);
+    const uint64_t scratch = lumos__mul_sat(chunk, 2);
+    c.alloc = c.alloc > UINT64_MAX - scratch ? UINT64_MAX : c.alloc + scratch;
+    int st = lumos__check_claim(ctx, path, &c);
+    if (!st && (chunks < 1 || (uint64_t)chunks > fsize / 8))
+        st = lumos__fail(ctx, LUMOS_E_FORMAT,
+                         "%s: damaged OpenEXR file: the header claims %d chunks, more than the "
+                         "file's %llu bytes can list",
+                         path, (int)chunks, (unsigned long long)fsize);
+    return st;
+}
+
 /* Checks the part lumos reads and allocates *out for its data window. */
 static int prepare(lumos_ctx *ctx, exr_context_t f, exr_job *job, const char *path,
                    exr_attr_box2i_t *dw, const exr_attr_chlist_t **list, lumos_image *out)
@@ -385,7 +439,9 @@ static int prepare(lumos_ctx *ctx, exr_context_t f, exr_job *job, const char *pa
             return lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged OpenEXR file: channel %s type %d",
                                path, e->name.str, (int)e->pixel_type);
     }
-    int st = lumos_image_alloc(out, (int)w, (int)h, (*list)->num_channels, 32);
+    int st = check_exr(ctx, f, job, path, w, h, *list);
+    if (st) return st;
+    st = lumos_image_alloc(out, (int)w, (int)h, (*list)->num_channels, 32);
     if (st)
         return lumos__fail(ctx, st, "%s: cannot allocate a %lldx%lld image of %d channels", path,
                            (long long)w, (long long)h, (*list)->num_channels);

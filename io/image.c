@@ -38,6 +38,46 @@ lumos_status lumos_image_alloc(lumos_image *img, int width, int height, int chan
     return LUMOS_OK;
 }
 
+uint64_t lumos__mul_sat(uint64_t a, uint64_t b)
+{
+    return a && b > UINT64_MAX / a ? UINT64_MAX : a * b;
+}
+
+int lumos__check_claim(lumos_ctx *ctx, const char *path, const lumos__claim *c)
+{
+    const unsigned long long w = c->width, h = c->height;
+    const uint64_t pixels = lumos__mul_sat(c->width, c->height), max_px = lumos_ctx_max_pixels(ctx);
+    if (pixels > max_px)
+        return lumos__fail(ctx, LUMOS_E_NOMEM,
+                           "%s: the %s claims %llux%llu pixels, over the limit of %llu pixels "
+                           "an image may take in memory (lumos_ctx_set_max_pixels)",
+                           path, c->format, w, h, (unsigned long long)max_px);
+    /* Checked before the memory limit: a header that lies is a damaged
+     * file, whatever the limit. */
+    const uint64_t most = lumos__mul_sat(c->held, c->ratio);
+    if (c->decoded > most) {
+        if (c->ratio <= 1)
+            return lumos__fail(ctx, LUMOS_E_FORMAT,
+                               "%s: damaged %s: the header claims %llux%llu pixels, %llu bytes "
+                               "of %s data, but the file holds only %llu bytes of it",
+                               path, c->format, w, h, (unsigned long long)c->decoded, c->codec,
+                               (unsigned long long)c->held);
+        return lumos__fail(ctx, LUMOS_E_FORMAT,
+                           "%s: damaged %s: the header claims %llux%llu pixels, %llu bytes once "
+                           "decoded, but the file's %llu bytes of %s data decode to at most %llu",
+                           path, c->format, w, h, (unsigned long long)c->decoded,
+                           (unsigned long long)c->held, c->codec, (unsigned long long)most);
+    }
+    const uint64_t max_alloc = lumos_ctx_max_alloc(ctx);
+    if (c->alloc > max_alloc)
+        return lumos__fail(ctx, LUMOS_E_NOMEM,
+                           "%s: reading the %llux%llu %s needs %llu bytes, over the memory limit "
+                           "of %llu bytes (lumos_ctx_set_max_alloc)",
+                           path, w, h, c->format, (unsigned long long)c->alloc,
+                           (unsigned long long)max_alloc);
+    return LUMOS_OK;
+}
+
 void lumos_image_free(lumos_image *img)
 {
     if (!img) return;

@@ -28,6 +28,29 @@ int lumos__read_png(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_me
 int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta);
 int lumos__read_exr(lumos_ctx *ctx, const char *path, lumos_image *out);
 
+/* ---- limits on what a file may make a reader allocate (image.c) */
+
+/* What a file's header claims, for lumos__check_claim. */
+typedef struct lumos__claim {
+    const char *format;  /* "TIFF", "PNG", ...: for messages */
+    uint64_t width, height;
+    uint64_t decoded;    /* bytes the file's pixel data must decode to */
+    uint64_t held;       /* bytes of the file that hold that data */
+    uint64_t ratio;      /* the most bytes one byte of it can decode to (1: stored) */
+    const char *codec;   /* its compression, for messages */
+    uint64_t alloc;      /* bytes the reader would allocate: image and scratch */
+} lumos__claim;
+
+/* Checks a claim before anything is allocated for it: width x height
+ * against ctx's pixel limit and alloc against its memory limit
+ * (LUMOS_E_NOMEM), decoded against held x ratio (LUMOS_E_FORMAT: the file
+ * cannot hold what its header says). Reported, naming path, the claimed size
+ * and the limit. Products saturate, so any claim may be passed. */
+int lumos__check_claim(lumos_ctx *ctx, const char *path, const lumos__claim *claim);
+
+/* a x b, or UINT64_MAX when that overflows. */
+uint64_t lumos__mul_sat(uint64_t a, uint64_t b);
+
 /* ---- metadata passthrough (meta.c) */
 
 /* A reader found a profile, an EXIF block (its orientation comes with it)

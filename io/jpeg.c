@@ -211,6 +211,48 @@ static int read_markers(lumos_ctx *ctx, const char *path, const uint8_t *b, size
     return st;
 }
 
+/* The frame header's marker (0xC0..0xCF but DHT, JPG and DAC), found
+ * before the first scan; 0 if none. */
+static int frame_marker(const uint8_t *b, size_t size)
+{
+    for (size_t i = 2; i + 4 <= size;) {
+        if (b[i] != 0xFF) return 0;
+        uint8_t m = b[i + 1];
+        if (m == 0xFF) {
+            i++;
+            continue;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+            i += 2;
+            continue;
+        }
+        if (m == 0xDA || m == 0xD9) return 0;
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) return m;
+        size_t len = (size_t)b[i + 2] << 8 | b[i + 3];
+        if (len < 2 || len > size - i - 2) return 0;
+        i += 2 + len;
+    }
+    return 0;
+}
+
+/* What the frame header claims, before allocating. No bound is proven for
+ * JPEG's data (progressive end-of-band runs and arithmetic coding spend
+ * far less than a bit a block), hence a generous 32768 output bytes a byte
+ * of file; baseline Huffman data stays under 1000. A progressive or
+ * arithmetic-coded frame is decoded through a coefficient buffer of about
+ * 2 bytes a sample. */
+static int check_jpeg(lumos_ctx *ctx, const char *path, const uint8_t *buf, size_t size, int w,
+                      int h, int channels)
+{
+    const uint64_t out = lumos__mul_sat(lumos__mul_sat((uint64_t)w, (uint64_t)h), channels);
+    const int sof = frame_marker(buf, size);
+    const uint64_t coefs = sof == 0xC0 || sof == 0xC1 ? 0 : lumos__mul_sat(out, 2);
+    lumos__claim c = {.format = "JPEG", .width = (uint64_t)w, .height = (uint64_t)h,
+                      .decoded = out, .held = size, .ratio = 32768, .codec = "JPEG",
+                      .alloc = out + size + coefs};
+    return lumos__check_claim(ctx, path, &c);
+}
+
 int lumos__read_jpeg(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta)
 {
     memset(out, 0, sizeof *out);
@@ -238,6 +280,8 @@ int lumos__read_jpeg(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_m
     } else if (cs == TJCS_CMYK || cs == TJCS_YCCK) {
         st = lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
                          "%s: CMYK JPEG images are not supported (convert it to RGB first)", path);
+    } else if ((st = check_jpeg(ctx, path, buf, size, w, h, cs == TJCS_GRAY ? 1 : 3))) {
+        /* reported */
     } else if (meta && (st = read_markers(ctx, path, buf, size, meta))) {
         /* out of memory, reported */
     } else if ((st = lumos_image_alloc(out, w, h, cs == TJCS_GRAY ? 1 : 3, 8))) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/io.h"
 #include "core/context.h"
@@ -23,6 +24,10 @@ typedef struct {
     char note[256];  /* libpng's first warning about the iCCP or eXIf chunk */
     int icc_refused; /* the writer's libpng would not take the profile */
     lumos_image img; /* reader's output, freed on error */
+    lumos_ctx *ctx;  /* reader: for the limits */
+    const char *path;
+    uint64_t fsize;  /* the file's size */
+    int status;      /* reader: a limit refused the image (reported) */
 } png_job;
 
 static void on_error(png_structp png, png_const_charp msg)
@@ -178,6 +183,25 @@ static int read_body(png_structp png, png_infop info, png_job *job)
     if ((channels != 1 && channels != 3) || (bits != 8 && bits != 16) || w > INT32_MAX ||
         h > INT32_MAX)
         png_error(png, "unexpected layout after conversion");
+    /* The header's claim, before allocating: IDAT is a zlib stream, which
+     * inflates at most 1032 times, to at least the rows' bytes (their
+     * filter bytes too when not interlaced). */
+    const int in_ch = type == PNG_COLOR_TYPE_RGB         ? 3
+                      : type == PNG_COLOR_TYPE_RGB_ALPHA  ? 4
+                      : type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
+                                                          : 1;
+    const uint64_t bpp = (uint64_t)in_ch * (uint64_t)depth;
+    const uint64_t out_bytes =
+        lumos__mul_sat(lumos__mul_sat(w, h), (uint64_t)channels * (bits / 8));
+    lumos__claim c = {
+        .format = "PNG", .width = w, .height = h,
+        .decoded = interlace != PNG_INTERLACE_NONE
+                       ? lumos__mul_sat(lumos__mul_sat(w, h), bpp) / 8
+                       : lumos__mul_sat(h, 1 + (lumos__mul_sat(w, bpp) + 7) / 8),
+        .held = job->fsize, .ratio = 1032, .codec = "zlib",
+        /* beside the image, libpng keeps two rows (w, h <= 1e6: no overflow) */
+        .alloc = out_bytes + 2 * ((uint64_t)w * (uint64_t)(channels * (bits / 8) + 8))};
+    if ((job->status = lumos__check_claim(job->ctx, job->path, &c))) return -1;
     int st = lumos_image_alloc(&job->img, (int)w, (int)h, channels, bits);
     if (st == LUMOS_E_NOMEM) png_error(png, "out of memory");
     if (st || png_get_rowbytes(png, info) != job->img.stride)
@@ -214,8 +238,13 @@ static int read_meta(lumos_ctx *ctx, const char *path, png_structp png, png_info
 int lumos__read_png(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_meta *meta)
 {
     memset(out, 0, sizeof *out);
-    png_job job = {.f = fopen(path, "rb")};
+    png_job job = {.f = fopen(path, "rb"), .ctx = ctx, .path = path};
     if (!job.f) return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    struct stat sb;
+    /* Not a regular file (a pipe): no size to hold the data against. */
+    job.fsize = fstat(fileno(job.f), &sb) != 0 || !S_ISREG(sb.st_mode) ? UINT64_MAX
+                : sb.st_size > 0                                    ? (uint64_t)sb.st_size
+                                                                    : 0;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     int st = LUMOS_OK;
@@ -224,7 +253,9 @@ int lumos__read_png(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_me
     } else {
         png_set_read_fn(png, &job, read_fn);
         if (read_body(png, info, &job) != 0) {
-            if (job.err)
+            if (job.status)
+                st = job.status; /* reported */
+            else if (job.err)
                 st = lumos__fail_errno(ctx, LUMOS_E_IO, job.err, "%s", path);
             else if (job.eof)
                 st = lumos__fail(ctx, LUMOS_E_FORMAT, "%s: damaged PNG: the file is truncated",

@@ -96,10 +96,14 @@ static toff_t io_size(thandle_t h)
 static int io_map(thandle_t h, void **base, toff_t *size) { (void)h, (void)base, (void)size; return 0; }
 static void io_unmap(thandle_t h, void *base, toff_t size) { (void)h, (void)base, (void)size; }
 
-static TIFF *open_tiff(tiff_job *job, const char *name, const char *mode)
+/* max_single (0: none) caps each of libtiff's own allocations. */
+static TIFF *open_tiff(tiff_job *job, const char *name, const char *mode, uint64_t max_single)
 {
     TIFFOpenOptions *o = TIFFOpenOptionsAlloc();
     if (!o) return NULL;
+    if (max_single)
+        TIFFOpenOptionsSetMaxSingleMemAlloc(
+            o, max_single > (uint64_t)INT64_MAX ? (tmsize_t)INT64_MAX : (tmsize_t)max_single);
     TIFFOpenOptionsSetErrorHandlerExtR(o, on_error, job);
     TIFFOpenOptionsSetWarningHandlerExtR(o, on_warning, job);
     TIFF *tif = TIFFClientOpenExt(name, mode, (thandle_t)job, io_read, io_write, io_seek,
@@ -161,7 +165,7 @@ int lumos__write_tiff(lumos_ctx *ctx, const lumos_image *img, const char *tmp_pa
 
     /* Classic TIFF addresses 4 GiB; beyond (or near) that, BigTIFF. */
     int big = (double)rowbytes * img->height > 4.0e9;
-    TIFF *tif = open_tiff(&job, shown_path, big ? "w8" : "w");
+    TIFF *tif = open_tiff(&job, shown_path, big ? "w8" : "w", 0);
     if (!tif) {
         st = tiff_fail(ctx, &job, LUMOS_E_IO, shown_path, "cannot create TIFF");
     } else {
@@ -267,6 +271,149 @@ static void widen_floats(float *dst, size_t dstride, const uint8_t *src, size_t 
     }
 }
 
+/* ---- limits: what a file's header claims, checked before allocating */
+
+/* A strip larger than this (a compressed image stored as one strip) is read
+ * row by row, so that no scratch of the image's size is needed. */
+#define STRIP_SCRATCH ((uint64_t)16 << 20)
+/* Bytes of RGBA raster read_rgba decodes into at once. */
+#define RGBA_BAND ((uint64_t)16 << 20)
+
+static int by_rows(TIFF *tif)
+{
+    return !TIFFIsTiled(tif) && TIFFStripSize64(tif) > STRIP_SCRATCH;
+}
+
+/* The rows read_rgba decodes at once: whole strips or rows of tiles (each
+ * decoded once), as many as fit in RGBA_BAND bytes of raster. One larger
+ * than that is split into pieces of a multiple of 16 rows (whole YCbCr
+ * blocks), at most 4 of them: libtiff decodes a strip from its start, and
+ * a tile whole, for every piece, so more pieces would cost more time than
+ * the memory they save. */
+static uint32_t rgba_band(uint32_t w, uint32_t h, uint32_t block)
+{
+    if (block == 0 || block > h) block = h;
+    uint64_t fit = RGBA_BAND / ((uint64_t)w * 4);
+    if (fit >= block) {
+        uint64_t rows = fit / block * block;
+        return rows < h ? (uint32_t)rows : h;
+    }
+    uint64_t rows = fit > ((uint64_t)block + 3) / 4 ? fit : ((uint64_t)block + 3) / 4;
+    rows = (rows + 15) / 16 * 16;
+    return rows < block ? (uint32_t)rows : block;
+}
+
+/* The most bytes one byte of a codec's data decodes to. Proven bounds
+ * where the format allows no more: stored (1), PackBits (a 2-byte run gives
+ * 128), LZW (12-bit codes: about 1365), Deflate (1032). A generous one for
+ * codecs with arithmetic or long-run modes (CCITT, JPEG, ZSTD, ...). */
+static uint64_t codec_ratio(uint16_t compression, char *name, size_t cap)
+{
+    switch (compression) {
+    case COMPRESSION_NONE: snprintf(name, cap, "uncompressed"); return 1;
+    case COMPRESSION_PACKBITS: snprintf(name, cap, "PackBits"); return 64;
+    case COMPRESSION_LZW: snprintf(name, cap, "LZW"); return 2048;
+    case COMPRESSION_DEFLATE:
+    case COMPRESSION_ADOBE_DEFLATE: snprintf(name, cap, "Deflate"); return 1032;
+    default: snprintf(name, cap, "compression %u", (unsigned)compression); return 32768;
+    }
+}
+
+typedef struct {
+    uint64_t begin, end;
+} span;
+
+static int by_begin(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* Block i's bytes, cut at the end of the file. */
+static span block_span(TIFF *tif, uint32_t i, uint64_t fsize)
+{
+    uint64_t off = TIFFGetStrileOffset(tif, i), count = TIFFGetStrileByteCount(tif, i);
+    span b = {off < fsize ? off : fsize, 0};
+    b.end = b.begin + (count < fsize - b.begin ? count : fsize - b.begin);
+    return b;
+}
+
+/* The bytes of the file the n strips or tiles cover, each counted once:
+ * blocks that share bytes (or lie past the end) cannot decode to more than
+ * the bytes themselves allow. Files list their blocks in file order, which
+ * takes one pass; others are sorted first. -1: out of memory. */
+static int64_t held_bytes(TIFF *tif, uint32_t n, uint64_t fsize)
+{
+    span *sp = NULL;
+    for (;;) {
+        uint64_t held = 0, end = 0, last = 0;
+        uint32_t i = 0;
+        for (; i < n; i++) {
+            const span b = sp ? sp[i] : block_span(tif, i, fsize);
+            if (b.begin < last) break; /* out of order */
+            last = b.begin;
+            if (b.end > end) {
+                held += b.end - (b.begin > end ? b.begin : end);
+                end = b.end;
+            }
+        }
+        if (i == n) {
+            free(sp);
+            return (int64_t)held;
+        }
+        /* n <= fsize / 4 + 2 (checked): at most 4 bytes a byte of the file */
+        sp = malloc((size_t)n * sizeof *sp);
+        if (!sp) return -1;
+        for (i = 0; i < n; i++) sp[i] = block_span(tif, i, fsize);
+        qsort(sp, n, sizeof *sp, by_begin);
+    }
+}
+
+/* Checks what the header claims (a w x h image read into channels x bits,
+ * with scratch bytes beside it) against the context's limits and against
+ * what the file's strips or tiles can hold, before anything is allocated. */
+static int check_tiff(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path, uint32_t w,
+                      uint32_t h, int channels, int bits, uint64_t scratch)
+{
+    struct stat sb;
+    if (fstat(job->fd, &sb) != 0) return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
+    const uint64_t fsize = sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
+    uint16_t compression = COMPRESSION_NONE, planar = PLANARCONFIG_CONTIG, spp = 1;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    const int tiled = TIFFIsTiled(tif);
+    lumos__claim c = {.format = "TIFF", .width = w, .height = h};
+    /* The pixel limit first: the sizes below may overflow for a huge claim. */
+    c.alloc = lumos__mul_sat(lumos__mul_sat(lumos__mul_sat(w, h), (uint64_t)channels), bits / 8);
+    c.alloc = c.alloc > UINT64_MAX - scratch ? UINT64_MAX : c.alloc + scratch;
+    if (lumos__mul_sat(w, h) > lumos_ctx_max_pixels(ctx)) return lumos__check_claim(ctx, path, &c);
+
+    /* Every strip or tile has an offset and a byte count in the file (2
+     * bytes each at least, in the entry itself for up to 2 blocks). */
+    const uint32_t n = tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+    if (n == 0 || n > fsize / 4 + 2)
+        return lumos__fail(ctx, LUMOS_E_FORMAT,
+                           "%s: damaged TIFF: the header claims %ux%u pixels in %u %s, more than "
+                           "the file's %llu bytes can list",
+                           path, w, h, n, tiled ? "tiles" : "strips", (unsigned long long)fsize);
+    const uint64_t block = tiled ? TIFFTileSize64(tif) : TIFFVStripSize64(tif, h);
+    if (block == 0) return tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF: bad size");
+    /* Tiles are whole, edges included; the strips of a plane hold h rows. */
+    c.decoded = lumos__mul_sat(block, tiled ? n : planar == PLANARCONFIG_SEPARATE ? spp : 1);
+    char codec[40];
+    c.ratio = codec_ratio(compression, codec, sizeof codec);
+    c.codec = codec;
+    if (compression == COMPRESSION_OJPEG) {
+        c.held = fsize; /* old JPEG may keep its stream outside the strips */
+    } else {
+        int64_t held = held_bytes(tif, n, fsize);
+        if (held < 0) return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
+        c.held = (uint64_t)held;
+    }
+    return lumos__check_claim(ctx, path, &c);
+}
+
 /* 8/16-bit unsigned or 16/32/64-bit float gray or RGB, with any extra
  * samples, strips or tiles, contiguous or planar: every sample kept, as
  * stored (floats as float32). Rows stay in stored order, as JPEG's do: the
@@ -278,13 +425,16 @@ static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *pat
     const int sep = planar == PLANARCONFIG_SEPARATE && spp > 1;
     const int sch = sep ? 1 : spp; /* samples a pixel in one strip/tile */
     const uint32_t w = (uint32_t)out->width, h = (uint32_t)out->height;
-    const int tiled = TIFFIsTiled(tif);
+    const int tiled = TIFFIsTiled(tif), rows_only = by_rows(tif);
     uint32_t cw = w, chh = 0;
     tmsize_t size;
     if (tiled) {
         if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &cw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &chh))
             return tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
         size = TIFFTileSize(tif);
+    } else if (rows_only) {
+        chh = 1;
+        size = TIFFScanlineSize(tif);
     } else {
         TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &chh);
         if (chh > h) chh = h;
@@ -310,8 +460,10 @@ static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *pat
             for (uint32_t x0 = 0; !st && x0 < w; x0 += cw) {
                 uint32_t cols = w - x0 < cw ? w - x0 : cw;
                 tmsize_t n = tiled ? TIFFReadTile(tif, buf, x0, y0, 0, (uint16_t)s)
-                                   : TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, y0, (uint16_t)s),
-                                                          buf, size);
+                             : rows_only
+                                 ? (TIFFReadScanline(tif, buf, y0, (uint16_t)s) == 1 ? size : -1)
+                                 : TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, y0, (uint16_t)s),
+                                                        buf, size);
                 /* A strip may be short only by the rows below the image. */
                 if (n < 0 || (uint64_t)n < (uint64_t)sstride * (rows - 1) + (size_t)cols * sch * SB) {
                     st = tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
@@ -333,8 +485,29 @@ static int read_direct(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *pat
     return st;
 }
 
+/* The scratch read_direct needs: one strip, tile or row, and its float32
+ * copy when samples are widened. */
+static uint64_t direct_scratch(TIFF *tif, int bps, int bits)
+{
+    uint64_t block = TIFFIsTiled(tif) ? TIFFTileSize64(tif)
+                     : by_rows(tif)    ? TIFFScanlineSize64(tif)
+                                       : TIFFStripSize64(tif);
+    return bps == bits ? block : block + block / (uint64_t)(bps / 8) * 4;
+}
+
+/* The rows of one strip or tile. */
+static uint32_t block_rows(TIFF *tif)
+{
+    uint32_t rows = 0;
+    if (TIFFIsTiled(tif)) TIFFGetField(tif, TIFFTAG_TILELENGTH, &rows);
+    else TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rows);
+    return rows;
+}
+
 /* Everything else libtiff can decode (palette, bilevel, YCbCr, CMYK, Lab,
- * odd bit depths): through its RGBA interface, at 8 bits. */
+ * odd bit depths): through its RGBA interface, at 8 bits, a band of strips
+ * or tiles at a time (see rgba_band) rather than into a raster of the
+ * whole image. */
 static int read_rgba(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
                      lumos_image *out, int gray, int orientation)
 {
@@ -342,27 +515,49 @@ static int read_rgba(lumos_ctx *ctx, TIFF *tif, tiff_job *job, const char *path,
     if (!TIFFRGBAImageOK(tif, emsg))
         return lumos__fail(ctx, LUMOS_E_UNSUPPORTED, "%s: unsupported TIFF: %s", path, emsg);
     const uint32_t w = (uint32_t)out->width, h = (uint32_t)out->height;
-    int st = lumos_image_alloc(out, (int)w, (int)h, gray ? 1 : 3, 8);
+    const uint32_t band = rgba_band(w, h, block_rows(tif));
+    /* Beside the band, libtiff holds a decoded strip or tile. */
+    const uint64_t scratch = (uint64_t)band * w * 4 + (TIFFIsTiled(tif) ? TIFFTileSize64(tif)
+                                                                        : TIFFStripSize64(tif));
+    int st = check_tiff(ctx, tif, job, path, w, h, gray ? 1 : 3, 8, scratch);
+    if (st) return st;
+    st = lumos_image_alloc(out, (int)w, (int)h, gray ? 1 : 3, 8);
     if (st) return lumos__fail(ctx, st, "%s: cannot allocate a %ux%u image", path, w, h);
-    uint32_t *raster = (size_t)w * h <= SIZE_MAX / 4 ? malloc((size_t)w * h * 4) : NULL;
+    uint32_t *raster = malloc((size_t)band * w * 4);
     if (!raster) {
         lumos_image_free(out);
         return lumos__fail(ctx, LUMOS_E_NOMEM, "%s: out of memory", path);
     }
-    /* Asking for the file's own orientation keeps the rows as stored, as
-     * read_direct does (libtiff would apply the flips of orientations 2..8
-     * but not the transpose of 5..8). */
-    if (!TIFFReadRGBAImageOriented(tif, w, h, raster, orientation, 0)) {
+    TIFFRGBAImage img;
+    /* Stopping at a strip or tile that does not decode, as read_direct
+     * does: going on would fill the whole image from a file of junk. The
+     * file's own orientation is asked for, which keeps the rows as stored,
+     * as read_direct does (libtiff would apply the flips of orientations
+     * 2..8 but not the transpose of 5..8). */
+    if (!TIFFRGBAImageBegin(&img, tif, 1, emsg)) {
+        if (!job->msg[0])
+            snprintf(job->msg, sizeof job->msg, "%.*s", (int)sizeof job->msg - 1, emsg);
         st = tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
     } else {
-        for (uint32_t y = 0; y < h; y++) {
-            uint8_t *d = (uint8_t *)out->data + y * out->stride;
-            const uint32_t *p = raster + (size_t)y * w;
-            for (uint32_t x = 0; x < w; x++, p++) {
-                *d++ = (uint8_t)TIFFGetR(*p);
-                if (!gray) *d++ = (uint8_t)TIFFGetG(*p), *d++ = (uint8_t)TIFFGetB(*p);
+        img.req_orientation = (uint16_t)orientation;
+        for (uint32_t y0 = 0; !st && y0 < h; y0 += band) {
+            const uint32_t rows = h - y0 < band ? h - y0 : band;
+            img.row_offset = (int)y0;
+            img.col_offset = 0;
+            if (!TIFFRGBAImageGet(&img, raster, w, rows)) {
+                st = tiff_fail(ctx, job, LUMOS_E_FORMAT, path, "damaged TIFF");
+                break;
+            }
+            for (uint32_t y = 0; y < rows; y++) {
+                uint8_t *d = (uint8_t *)out->data + (size_t)(y0 + y) * out->stride;
+                const uint32_t *p = raster + (size_t)y * w;
+                for (uint32_t x = 0; x < w; x++, p++) {
+                    *d++ = (uint8_t)TIFFGetR(*p);
+                    if (!gray) *d++ = (uint8_t)TIFFGetG(*p), *d++ = (uint8_t)TIFFGetB(*p);
+                }
             }
         }
+        TIFFRGBAImageEnd(&img);
     }
     free(raster);
     if (st) lumos_image_free(out);
@@ -387,7 +582,7 @@ int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_m
     memset(out, 0, sizeof *out);
     tiff_job job = {.fd = open(path, O_RDONLY | O_CLOEXEC)};
     if (job.fd < 0) return lumos__fail_errno(ctx, LUMOS_E_IO, errno, "%s", path);
-    TIFF *tif = open_tiff(&job, path, "r");
+    TIFF *tif = open_tiff(&job, path, "r", lumos_ctx_max_alloc(ctx));
     int st = LUMOS_OK;
     if (!tif) {
         st = tiff_fail(ctx, &job, LUMOS_E_FORMAT, path, "damaged TIFF");
@@ -414,10 +609,14 @@ int lumos__read_tiff(lumos_ctx *ctx, const char *path, lumos_image *out, lumos_m
         } else if ((is_uint || is_float) && ((photo == PHOTOMETRIC_MINISBLACK && spp >= 1) ||
                                              (photo == PHOTOMETRIC_RGB && spp >= 3))) {
             const int bits = is_float ? 32 : bps;
-            if ((st = lumos_image_alloc(out, (int)w, (int)h, spp, bits)))
+            if ((st = check_tiff(ctx, tif, &job, path, w, h, spp, bits,
+                                 direct_scratch(tif, bps, bits)))) {
+                /* reported */
+            } else if ((st = lumos_image_alloc(out, (int)w, (int)h, spp, bits))) {
                 st = lumos__fail(ctx, st, "%s: cannot allocate a %ux%u image", path, w, h);
-            else if ((st = read_direct(ctx, tif, &job, path, out, spp, planar, bps)))
+            } else if ((st = read_direct(ctx, tif, &job, path, out, spp, planar, bps))) {
                 lumos_image_free(out);
+            }
         } else if (fmt == SAMPLEFORMAT_IEEEFP) { /* libtiff's RGBA interface takes integers only */
             st = lumos__fail(ctx, LUMOS_E_UNSUPPORTED,
                              "%s: unsupported TIFF: %u-bit float samples, photometric %u, %u a pixel",

@@ -384,6 +384,14 @@ static int build(lumos_ctx *ctx, const char *file, entry *e, size_t n, const uin
         e[src].slot = i;
     }
     if (floats == 0) floats = ALIGN_FLOATS;
+    if ((uint64_t)floats * sizeof(float) > lumos_ctx_max_alloc(ctx)) {
+        lumos__weights_free(w);
+        return lumos__fail(ctx, LUMOS_E_NOMEM,
+                           "%s: the tensors take %llu bytes as float32, over the memory limit of "
+                           "%llu bytes (lumos_ctx_set_max_alloc)",
+                           file, (unsigned long long)floats * sizeof(float),
+                           (unsigned long long)lumos_ctx_max_alloc(ctx));
+    }
     w->pool = aligned_alloc(ALIGN_FLOATS * sizeof(float), floats * sizeof(float));
     if (!w->pool) goto nomem;
     memset(w->pool, 0, floats * sizeof(float)); /* the padding too */
@@ -518,6 +526,14 @@ static int read_all(lumos_ctx *ctx, const char *path, uint8_t **out, size_t *out
     if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
         close(fd);
         return lumos__fail(ctx, LUMOS_E_IO, "%s: cannot read: not a regular file", path);
+    }
+    if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > lumos_ctx_max_alloc(ctx)) {
+        close(fd);
+        return lumos__fail(ctx, LUMOS_E_NOMEM,
+                           "%s: the file's %llu bytes are over the memory limit of %llu bytes "
+                           "(lumos_ctx_set_max_alloc)",
+                           path, (unsigned long long)st.st_size,
+                           (unsigned long long)lumos_ctx_max_alloc(ctx));
     }
     /* One byte more than the size, so that the read that sees the end of a
      * file that did not change needs no second buffer. */

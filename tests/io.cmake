@@ -20,3 +20,10 @@ lumos_test(test_meta_io SOURCES test_meta_io.c LABEL io)
 add_test(NAME test_meta_io_photos COMMAND test_meta_io --photos /usr/share/backgrounds
          /usr/share/wallpapers)
 set_tests_properties(test_meta_io_photos PROPERTIES SKIP_RETURN_CODE 77 LABELS io)
+
+# Hostile files: TIFF, PNG, JPEG, OpenEXR and safetensors headers of a few
+# hundred bytes claiming gigabytes, each read in a forked child capped at 256
+# MiB more address space: refused naming the file, in under a second, with
+# under 256 MiB of RSS growth; valid images still read (the banded RGBA path
+# against libtiff's whole-image one), and lowered context limits refuse them.
+lumos_test(test_hostile_files SOURCES test_hostile_files.c LABEL io)
