@@ -10,7 +10,7 @@ pkgs="cmake make gcc g++ pkg-config
       libhalide14-0-dev libraw-dev libtiff-dev libturbojpeg0-dev libpng-dev liblcms2-dev libjansson-dev
       libopenexr-dev libfftw3-dev
       libopenmpi-dev openmpi-bin
-      rawtran-doc libraw-bin python3-skimage python3-scipy python3-torch python3-torchvision"
+      rawtran-doc libraw-bin zzuf python3-skimage python3-scipy python3-torch python3-torchvision"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs darktable rawtherapee hyperfine time"
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086  # the word splitting is the package list

@@ -3,8 +3,9 @@
  * It expands the inputs (files, directories, quoted globs), takes this
  * shard's slice, names each output (beside the input or in -o DIR), refuses
  * an output that is an input or another input's output, runs a per-file
- * callback on --jobs threads (each with its own lumos_ctx), draws a progress
- * bar, reports failures at the end, and returns the exit code. */
+ * callback in --jobs worker processes (each with its own lumos_ctx; see
+ * batch_run), draws a progress bar, reports failures at the end, and returns
+ * the exit code. */
 #ifndef LUMOS_CLI_BATCH_H
 #define LUMOS_CLI_BATCH_H
 
@@ -18,12 +19,13 @@ typedef struct {
     int shard_k, shard_n;
     int skip_existing;
     int quiet;
+    double file_timeout; /* seconds one file may take in its worker process; 0: no limit */
 } batch_options;
 
 void batch_options_init(batch_options *o);
 
 /* Takes argv[*i] (and its value) when it is one of the batch options: -o,
- * --output, -j, --jobs, --shard, --skip-existing, --quiet. */
+ * --output, -j, --jobs, --shard, --skip-existing, --quiet, --file-timeout. */
 int batch_parse_option(batch_options *o, int argc, char **argv, int *i);
 
 /* The usage lines of those options, for a command's --help. */
@@ -51,12 +53,28 @@ typedef struct {
                                NULL: none */
     int serial;             /* one file at a time, in order (printing commands) */
     /* Processes one input into out (NULL without outputs) on ctx; on failure
-     * returns nonzero with ctx's last error set (it is reported). */
+     * returns nonzero with ctx's last error set (it is reported). It runs in a
+     * worker process (see batch_run): what it changes in memory is lost. */
     int (*process)(void *user, lumos_ctx *ctx, const char *in, const char *out);
+    /* NULL, or called in the command's own process after each input that
+     * succeeded, for state kept across files (dereflect's preview). */
+    void (*after)(void *user, lumos_ctx *ctx, const char *in, const char *out);
     void *user;
 } batch_spec;
 
-/* Runs every input of this shard; returns EXIT_ALL_OK or EXIT_SOME_FAILED. */
+/* Runs every input of this shard; returns EXIT_ALL_OK or EXIT_SOME_FAILED.
+ *
+ * Each input is processed in a worker process (one per --jobs slot, forked
+ * once, each with its own lumos_ctx, started again after it dies), so that a
+ * crash or a hang inside a dependency (LibRaw, libtiff, ...) fails that one
+ * file, named with the signal or the time limit, and the batch goes on.
+ * LUMOS_NO_ISOLATION=1 in the environment runs them on threads of this
+ * process instead (for debuggers; no time limit, a crash ends the batch).
+ *
+ * With worker processes, SIGINT, SIGTERM or SIGHUP stop the batch: the
+ * workers are killed, their temporaries removed (only complete outputs
+ * remain, so that the batch resumes with --skip-existing), and the process
+ * dies of that signal. */
 int batch_run(batch *b, const batch_spec *spec);
 
 #endif

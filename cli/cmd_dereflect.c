@@ -83,15 +83,19 @@ typedef struct {
 
 static int dereflect_one(void *user, lumos_ctx *ctx, const char *in, const char *out)
 {
+    return lumos_dereflect_file(ctx, in, out, &((state *)user)->opt);
+}
+
+/* The preview's row, in this process: dereflect_one runs in a worker
+ * process, whose memory is not kept (batch.h). */
+static void add_to_preview(void *user, lumos_ctx *ctx, const char *in, const char *out)
+{
     state *s = user;
-    int rc = lumos_dereflect_file(ctx, in, out, &s->opt);
-    if (rc == LUMOS_OK && s->preview) {
-        int p = preview_add(s->preview, ctx, in, out);
-        if (p)
-            fprintf(stderr, "%s: note: %s: left out of the preview: %s\n", cli_prog, in,
-                    lumos_last_error(ctx)[0] ? lumos_last_error(ctx) : lumos_strerror(p));
-    }
-    return rc;
+    if (!s->preview) return;
+    int p = preview_add(s->preview, ctx, in, out);
+    if (p)
+        fprintf(stderr, "%s: note: %s: left out of the preview: %s\n", cli_prog, in,
+                lumos_last_error(ctx)[0] ? lumos_last_error(ctx) : lumos_strerror(p));
 }
 
 static int same_file(const char *a, const char *b)
@@ -200,6 +204,7 @@ int cmd_dereflect(int argc, char **argv)
                              .out_suffix = opt->write.format ? format_suffix(opt->write.format) : "",
                              .beside_tag = BESIDE_TAG,
                              .process = dereflect_one,
+                             .after = add_to_preview,
                              .user = &s};
     int code = batch_run(b, &spec);
     batch_free(b);

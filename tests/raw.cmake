@@ -16,6 +16,12 @@ add_test(NAME test_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_
                                 $<TARGET_FILE:mkdng>)
 set_tests_properties(test_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
 
+# A crash (a fuzzed CR2), a hang (--file-timeout) or a stop signal during a
+# batch: each file's worker process takes the blow, only complete outputs remain.
+add_test(NAME test_cli_isolation COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_isolation.sh
+                                          $<TARGET_FILE:lumos_cli> ${LUMOS_CR2})
+set_tests_properties(test_cli_isolation PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
+
 # The README's C API example, run on the CR2.
 add_executable(example_convert example_convert.c)
 target_link_libraries(example_convert PRIVATE lumos_shared)
