@@ -71,11 +71,11 @@ static const char usage_train[] =
     "  --steps N              generator steps in all (default 10000)\n"
     "  --batch B              samples per step (default 8)\n"
     "  --crop S               crop side in pixels, even, 8..4096 (default 128)\n"
-    "  --lr-g X               generator learning rate (default 5e-4; Adam betas\n"
-    "                         0.5, 0.9, the method's)\n"
+    "  --lr-g X               generator learning rate (default 5e-4)\n"
     "  --lr-g-final X         let the generator's rate fall from --lr-g to X by the\n"
     "                         last step, along a half cosine (default: constant)\n"
     "  --lr-d X               discriminators' learning rate (default 1e-5)\n"
+    "  --beta1 X, --beta2 X   Adam's betas (default 0.5, 0.9)\n"
     "  --d-every K            a discriminator step every K generator steps (default 10)\n"
     "  --seed S               the seed of every random choice (default 1)\n"
     "  --threads N            samples processed at once (default: one per core)\n"
@@ -183,6 +183,10 @@ int cmd_train(int argc, char **argv)
             o.lr_g_final = parse_number("--lr-g-final", v, 1e-12, 0.5);
         } else if (is_option(argc, argv, &i, "--lr-d", NULL, &v)) {
             o.lr_d = parse_number("--lr-d", v, 1e-9, 0.5);
+        } else if (is_option(argc, argv, &i, "--beta1", NULL, &v)) {
+            o.beta1 = parse_number("--beta1", v, 0, 0.9999);
+        } else if (is_option(argc, argv, &i, "--beta2", NULL, &v)) {
+            o.beta2 = parse_number("--beta2", v, 0, 0.99999);
         } else if (is_option(argc, argv, &i, "--d-every", NULL, &v)) {
             o.d_every = parse_int("--d-every", v, 1, INT_MAX);
         } else if (is_option(argc, argv, &i, "--seed", NULL, &v)) {
